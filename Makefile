@@ -1,0 +1,29 @@
+# IFNS Paper — the two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint check-config clean
+
+run: $(STAMP)  ## set up everything and start web, worker, beat (and Redis if needed)
+	$(PY) -m ifns_paper.devserver
+
+test: $(STAMP)  ## set up the same environment and run the whole suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+check-config: $(STAMP)
+	$(PY) manage.py paper_config check
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required" or 0)'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""``make run``: set up and start the whole system as one supervised group.
+
+1. Make sure Redis answers at ``REDIS_URL`` (start a local one if not).
+2. ``manage.py ifns_setup``: migrate, load the shipped config, demo admin.
+3. ``honcho start``: ASGI web server, Celery worker, Celery beat (``Procfile``).
+   Ctrl-C (SIGINT) or SIGTERM stops all of them, then the Redis we started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ifns_paper.localredis import RedisUnavailable, ensure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    env = os.environ.copy()
+    env.setdefault("DJANGO_SETTINGS_MODULE", "ifns_paper.settings.local")
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    port = env.get("PORT", "8000")
+    if not port.isdigit():
+        print(f"PORT: expected a number, got {port!r}", file=sys.stderr)
+        return 2
+    env["IFNS_WEB_PORT"] = port
+    data_dir = Path(env.get("IFNS_DATA_DIR", ROOT / "data"))
+    env["IFNS_DATA_DIR"] = str(data_dir)
+    # The Procfile names `python`, `celery`: run the ones of this interpreter.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+
+    try:
+        redis = ensure(env["REDIS_URL"], workdir=data_dir / "redis")
+    except RedisUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if redis:
+        print(f"Started a local Redis at {env['REDIS_URL']} (stopped on exit)", flush=True)
+
+    honcho = None
+    try:
+        setup = subprocess.run([sys.executable, str(ROOT / "manage.py"), "ifns_setup"], env=env, cwd=ROOT)
+        if setup.returncode != 0:
+            return setup.returncode
+        print(f"\n  IFNS Paper (PAPER: simulated capital) → open http://127.0.0.1:{port}/\n", flush=True)
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)],
+            env=env, cwd=ROOT,
+        )
+
+        def forward(signum, _frame):
+            # honcho stops every process on SIGINT or SIGTERM.
+            if honcho.poll() is None:
+                honcho.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        return honcho.wait()
+    finally:
+        if honcho is not None and honcho.poll() is None:
+            honcho.terminate()
+            honcho.wait()
+        if redis:
+            redis.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""One exception hierarchy for the application layer.
+
+Services raise these; the DRF exception handler (:mod:`ifns_paper.api`) and
+the management commands map them to HTTP responses and exit codes once.
+"""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    """Base class: a clear message plus optional machine-readable detail."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, extra: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class NotFound(ApplicationError):
+    status_code = 404
+
+
+class Conflict(ApplicationError):
+    """The request is well formed but the current state forbids it."""
+
+    status_code = 409

@@ -1,0 +1,1 @@
+"""Mirror dashboards and the Admin control panel: pages, static JS, WebSocket consumers."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MirrorAppConfig(AppConfig):
+    name = "mirror_app"
+    verbose_name = "Mirror"

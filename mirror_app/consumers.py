@@ -1,0 +1,27 @@
+"""WebSocket consumers: live telemetry for Mirror pages.
+
+Delivery is at-most-once (Channels); each message carries the session's
+sequence number so a page can backfill a gap from the REST API.
+"""
+
+from __future__ import annotations
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from telemetry_app.broadcast import ALL_SESSIONS_GROUP, session_group
+
+
+class PaperEventsConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/paper/`` (all sessions) or ``/ws/paper/sessions/<id>/`` (one)."""
+
+    async def connect(self) -> None:
+        session_id = self.scope["url_route"]["kwargs"].get("session_id")
+        self.group = session_group(session_id) if session_id else ALL_SESSIONS_GROUP
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code) -> None:
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def telemetry_event(self, message) -> None:
+        await self.send_json(message["event"])

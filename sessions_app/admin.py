@@ -1,0 +1,205 @@
+"""Django admin for lanes, envelopes, policies, the registry and sessions.
+
+Envelope and policy edits are validated with the same schema and
+cross-checks as ``config/environments/paper.yaml`` and saved through the
+services, which write the change log. The change log itself is read-only.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from ifns_paper.engine.lifecycle import SessionAction
+from ifns_paper.exceptions import ApplicationError
+from sessions_app import services
+from sessions_app.models import (
+    ChangeLogEntry,
+    Lane,
+    LanePolicy,
+    PaperSession,
+    RegistryEntry,
+    RiskEnvelope,
+    SessionModel,
+)
+
+ENVELOPE_FIELDS = [
+    "max_order_notional",
+    "max_position_notional_per_symbol",
+    "max_gross_exposure",
+    "max_net_exposure",
+    "max_daily_loss",
+    "max_drawdown_pct",
+    "max_orders_per_minute",
+    "price_collar_bps",
+]
+POLICY_FIELDS = [
+    "allowed_strategies",
+    "allowed_models",
+    "promotes_to",
+    "min_days",
+    "min_trades",
+    "max_breaches",
+    "thresholds",
+]
+
+
+class _ReasonForm(forms.ModelForm):
+    change_reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), help_text="Why: written to the change log."
+    )
+
+    def _raise_service_errors(self, exc: services.ValidationFailed) -> None:
+        errors: dict[str, list[str]] = {}
+        for key, msgs in exc.errors.items():
+            name = key.split(".")[-1] if key.split(".")[-1] in self.fields else key.split(".")[0]
+            name = name if name in self.fields else None
+            errors.setdefault(name or "__all__", []).extend(
+                msgs if name else [f"{key}: {m}" for m in msgs]
+            )
+        raise ValidationError(errors)
+
+
+class RiskEnvelopeForm(_ReasonForm):
+    class Meta:
+        model = RiskEnvelope
+        fields = ENVELOPE_FIELDS
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                services.risk_envelope_validate({k: data.get(k) for k in ENVELOPE_FIELDS})
+            except services.ValidationFailed as exc:
+                self._raise_service_errors(exc)
+        return data
+
+
+class LanePolicyForm(_ReasonForm):
+    class Meta:
+        model = LanePolicy
+        fields = POLICY_FIELDS
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            values = {k: data.get(k) for k in POLICY_FIELDS}
+            try:
+                services.lane_policy_validate(lane=self.instance.lane.name, values=values)
+            except services.ValidationFailed as exc:
+                # promotion.* errors belong to the flat field of the same name
+                self._raise_service_errors(exc)
+        return data
+
+
+class _NoAddDelete(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RiskEnvelope)
+class RiskEnvelopeAdmin(_NoAddDelete):
+    form = RiskEnvelopeForm
+    list_display = ["lane", "max_order_notional", "max_gross_exposure", "max_daily_loss", "max_drawdown_pct", "updated_at"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.risk_envelope_update(
+            lane=obj.lane.name,
+            values={k: form.cleaned_data[k] for k in ENVELOPE_FIELDS},
+            actor=f"admin:{request.user.username}",
+            reason=form.cleaned_data["change_reason"],
+        )
+
+
+@admin.register(LanePolicy)
+class LanePolicyAdmin(_NoAddDelete):
+    form = LanePolicyForm
+    list_display = ["lane", "promotes_to", "min_days", "min_trades", "max_breaches", "updated_at"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.lane_policy_update(
+            lane=obj.lane.name,
+            values={k: form.cleaned_data[k] for k in POLICY_FIELDS},
+            actor=f"admin:{request.user.username}",
+            reason=form.cleaned_data["change_reason"],
+        )
+
+
+@admin.register(Lane)
+class LaneAdmin(_NoAddDelete):
+    list_display = ["name", "capital_amount", "currency", "updated_at"]
+    readonly_fields = ["name", "capital_amount", "currency", "telemetry_tags", "description", "created_at", "updated_at"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # lanes come from config/environments/paper.yaml
+
+
+@admin.register(RegistryEntry)
+class RegistryEntryAdmin(_NoAddDelete):
+    list_display = ["registry_id", "version", "kind", "status", "updated_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["registry_id"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # entries come from config/registry/models.yaml
+
+
+class SessionModelInline(admin.TabularInline):
+    model = SessionModel
+    extra = 0
+    can_delete = False
+    readonly_fields = ["entry", "weight"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _transition_action(action: SessionAction):
+    def run(modeladmin, request, queryset) -> None:
+        for session in queryset:
+            try:
+                services.session_transition(
+                    session_id=session.session_id, action=action.value,
+                    actor=f"admin:{request.user.username}", reason="Django admin action",
+                )
+            except ApplicationError as exc:
+                modeladmin.message_user(request, exc.message, level=messages.ERROR)
+            else:
+                modeladmin.message_user(request, f"{session.session_id}: {action.value} done")
+
+    run.__name__ = f"session_{action.value}"
+    run.short_description = f"{action.value.capitalize()} selected sessions"
+    return run
+
+
+@admin.register(PaperSession)
+class PaperSessionAdmin(_NoAddDelete):
+    list_display = ["session_id", "lane", "status", "owner", "strategy", "execution_policy", "started_at", "ended_at"]
+    list_filter = ["lane", "status"]
+    search_fields = ["session_id", "owner"]
+    inlines = [SessionModelInline]
+    actions = [_transition_action(a) for a in SessionAction]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # definitions come from files; status moves through the actions
+
+
+@admin.register(ChangeLogEntry)
+class ChangeLogEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor", "action", "target_type", "target_id", "reason"]
+    list_filter = ["action", "target_type"]
+    search_fields = ["actor", "target_id", "reason"]
+    readonly_fields = [f.name for f in ChangeLogEntry._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,135 @@
+"""REST endpoints for lanes and sessions (automation). Thin: parse, call, render."""
+
+from __future__ import annotations
+
+from rest_framework import permissions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ifns_paper.engine.lifecycle import SessionAction, allowed_actions
+from ifns_paper.exceptions import NotFound
+from sessions_app import selectors, services
+from sessions_app.registry import session_links
+
+
+class CanOperateSessions(permissions.BasePermission):
+    message = "operating paper sessions needs the sessions_app.operate_papersession permission"
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm("sessions_app.operate_papersession"))
+
+
+class LaneOutput(serializers.Serializer):
+    name = serializers.CharField()
+    env = serializers.CharField()
+    description = serializers.CharField()
+    capital_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    currency = serializers.CharField()
+    telemetry_tags = serializers.JSONField()
+    risk_envelope = serializers.SerializerMethodField()
+    policy = serializers.SerializerMethodField()
+    n_sessions = serializers.IntegerField()
+    n_running = serializers.IntegerField()
+
+    def get_risk_envelope(self, lane) -> dict:
+        e = lane.risk_envelope
+        return {
+            "max_order_notional": str(e.max_order_notional),
+            "max_position_notional_per_symbol": str(e.max_position_notional_per_symbol),
+            "max_gross_exposure": str(e.max_gross_exposure),
+            "max_net_exposure": str(e.max_net_exposure),
+            "max_daily_loss": str(e.max_daily_loss),
+            "max_drawdown_pct": e.max_drawdown_pct,
+            "max_orders_per_minute": e.max_orders_per_minute,
+            "price_collar_bps": e.price_collar_bps,
+        }
+
+    def get_policy(self, lane) -> dict:
+        p = lane.policy
+        return {
+            "allowed_strategies": p.allowed_strategies,
+            "allowed_models": p.allowed_models,
+            "promotes_to": p.promotes_to,
+            "min_days": p.min_days,
+            "min_trades": p.min_trades,
+            "max_breaches": p.max_breaches,
+            "thresholds": p.thresholds,
+        }
+
+
+class SessionOutput(serializers.Serializer):
+    session_id = serializers.CharField()
+    env = serializers.CharField()
+    lane = serializers.CharField(source="lane.name")
+    status = serializers.CharField()
+    owner = serializers.CharField()
+    objective = serializers.CharField()
+    strategy = serializers.CharField(source="strategy.__str__")
+    models = serializers.SerializerMethodField()
+    portfolio_id = serializers.CharField()
+    execution_policy = serializers.CharField(source="execution_policy.policy_id")
+    feed = serializers.CharField()
+    symbols = serializers.JSONField()
+    start_at = serializers.DateTimeField()
+    initial_portfolio = serializers.JSONField()
+    end_duration_s = serializers.IntegerField()
+    end_target = serializers.JSONField()
+    benchmark = serializers.CharField()
+    tags = serializers.JSONField()
+    started_at = serializers.DateTimeField()
+    paused_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    last_event_seq = serializers.IntegerField()
+    allowed_actions = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    def get_models(self, session) -> list[dict]:
+        return [{"model": str(link.entry), "weight": link.weight} for link in session.model_links.all()]
+
+    def get_allowed_actions(self, session) -> list[str]:
+        return [a.value for a in allowed_actions(session.status)]
+
+    def get_links(self, session) -> dict:
+        return session_links(session.session_id)
+
+
+class LaneListApi(APIView):
+    def get(self, request):
+        return Response(LaneOutput(selectors.lanes_overview(), many=True).data)
+
+
+class SessionListApi(APIView):
+    def get(self, request):
+        sessions = selectors.session_list(
+            lane=request.query_params.get("lane"), status=request.query_params.get("status")
+        )
+        return Response(SessionOutput(sessions, many=True).data)
+
+
+class SessionDetailApi(APIView):
+    def get(self, request, session_id: str):
+        session = selectors.session_get(session_id=session_id)
+        if session is None:
+            raise NotFound(f"no paper session {session_id!r}")
+        return Response(SessionOutput(session).data)
+
+
+class SessionActionApi(APIView):
+    """POST ``{"action": "start|pause|resume|stop|abort", "reason": "..."}``."""
+
+    permission_classes = [permissions.IsAuthenticated, CanOperateSessions]
+
+    class Input(serializers.Serializer):
+        action = serializers.ChoiceField(choices=[a.value for a in SessionAction])
+        reason = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
+
+    def post(self, request, session_id: str):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.session_transition(
+            session_id=session_id,
+            action=data.validated_data["action"],
+            actor=f"api:{request.user.username}",
+            reason=data.validated_data["reason"],
+        )
+        return Response(SessionOutput(selectors.session_get(session_id=session_id)).data)

@@ -1,0 +1,82 @@
+"""Drive paper sessions from the shell.
+
+    paper_session register FILE        validate a session file against the config dir and register it
+    paper_session start|pause|resume|stop|abort SESSION_ID [--reason TEXT] [--actor NAME]
+    paper_session list [--lane LANE] [--status STATUS]
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from ifns_paper.config import ConfigError, load_config_dir
+from ifns_paper.engine.lifecycle import SessionAction, SessionStatus
+from ifns_paper.exceptions import ApplicationError
+from sessions_app import selectors, services
+
+
+class Command(BaseCommand):
+    help = "Register, list and move paper sessions through their lifecycle."
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(dest="command", required=True)
+        register = sub.add_parser("register", help="register a session definition file")
+        register.add_argument("file")
+        register.add_argument("--config-dir", default=None)
+        register.add_argument("--reason", default="")
+        register.add_argument("--actor", default=None)
+        for action in SessionAction:
+            move = sub.add_parser(action.value, help=f"{action.value} a session")
+            move.add_argument("session_id")
+            move.add_argument("--reason", default="")
+            move.add_argument("--actor", default=None)
+        listing = sub.add_parser("list", help="list sessions")
+        listing.add_argument("--lane", default=None)
+        listing.add_argument("--status", default=None, choices=[s.value for s in SessionStatus])
+
+    def handle(self, *args, command: str, **options) -> None:
+        actor = options.get("actor") or f"cli:{getpass.getuser()}"
+        try:
+            if command == "list":
+                self._list(options["lane"], options["status"])
+            elif command == "register":
+                self._register(options["file"], options["config_dir"], actor, options["reason"])
+            else:
+                session = services.session_transition(
+                    session_id=options["session_id"], action=command, actor=actor, reason=options["reason"]
+                )
+                self.stdout.write(self.style.SUCCESS(f"{session.session_id}: {session.status}"))
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+
+    def _register(self, file: str, config_dir: str | None, actor: str, reason: str) -> None:
+        path = Path(file)
+        root = Path(config_dir) if config_dir else Path(settings.IFNS_CONFIG_DIR)
+        try:
+            bundle = load_config_dir(root, extra_session_files=[path])
+        except ConfigError as exc:
+            for problem in exc.problems:
+                self.stderr.write(str(problem))
+            raise CommandError(f"{len(exc.problems)} problem(s) found; nothing was written") from None
+        session_id = next(sid for sid, (label, _) in bundle.sessions.items()
+                          if Path(label).resolve() == path.resolve() or label == str(path))
+        session = services.session_register(bundle=bundle, session_id=session_id, actor=actor, reason=reason)
+        self.stdout.write(self.style.SUCCESS(f"registered {session.session_id} in {session.lane.name} (scheduled)"))
+
+    def _list(self, lane: str | None, status: str | None) -> None:
+        rows = [("SESSION", "LANE", "STATUS", "STRATEGY", "POLICY", "STARTED", "ENDED")]
+        for s in selectors.session_list(lane=lane, status=status):
+            rows.append((s.session_id, s.lane.name, s.status, str(s.strategy), s.execution_policy.policy_id,
+                         _ts(s.started_at), _ts(s.ended_at)))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        self.stdout.write("PAPER sessions (env=paper)")
+        for row in rows:
+            self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _ts(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"

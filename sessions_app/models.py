@@ -1,0 +1,204 @@
+"""Session registry, lanes and their policies (spec §3, §5).
+
+The database is the source of truth; ``data/registry/paper_sessions.json`` is
+an export rewritten after every change (see :mod:`sessions_app.registry`).
+Writes go through :mod:`sessions_app.services`, never through ``save()`` in
+views or admin classes.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from sessions_app.choices import RegistryKind, RegistryStatus, SessionStatusChoices
+
+MONEY = {"max_digits": 20, "decimal_places": 2}
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Lane(TimeStamped):
+    """A logical sub-environment of ``paper`` with its own simulated capital."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+    capital_amount = models.DecimalField(**MONEY, help_text="simulated capital budget")
+    currency = models.CharField(max_length=5)
+    telemetry_tags = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def env(self) -> str:
+        return "paper"
+
+
+class RiskEnvelope(TimeStamped):
+    """Hard risk limits of a lane; amounts in the lane currency."""
+
+    lane = models.OneToOneField(Lane, on_delete=models.CASCADE, related_name="risk_envelope")
+    max_order_notional = models.DecimalField(**MONEY)
+    max_position_notional_per_symbol = models.DecimalField(**MONEY)
+    max_gross_exposure = models.DecimalField(**MONEY)
+    max_net_exposure = models.DecimalField(**MONEY)
+    max_daily_loss = models.DecimalField(**MONEY)
+    max_drawdown_pct = models.FloatField(help_text="percent of capital")
+    max_orders_per_minute = models.PositiveIntegerField()
+    price_collar_bps = models.FloatField(help_text="basis points from mid")
+
+    class Meta:
+        ordering = ["lane__name"]
+
+    def __str__(self) -> str:
+        return f"risk envelope of {self.lane.name}"
+
+
+class LanePolicy(TimeStamped):
+    """What may run in a lane and what it takes to be promoted out of it."""
+
+    lane = models.OneToOneField(Lane, on_delete=models.CASCADE, related_name="policy")
+    allowed_strategies = models.JSONField(default=list, help_text="registry ids")
+    allowed_models = models.JSONField(default=list, help_text="registry ids")
+    promotes_to = models.SlugField(max_length=64)
+    min_days = models.PositiveIntegerField()
+    min_trades = models.PositiveIntegerField()
+    max_breaches = models.PositiveIntegerField()
+    thresholds = models.JSONField(default=dict, help_text="metric thresholds for promotion")
+
+    class Meta:
+        ordering = ["lane__name"]
+        verbose_name_plural = "lane policies"
+
+    def __str__(self) -> str:
+        return f"policy of {self.lane.name}"
+
+
+class RegistryEntry(TimeStamped):
+    """A reference to a Model Registry (Stage 03) strategy or model version."""
+
+    registry_id = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=RegistryKind.choices)
+    version = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=RegistryStatus.choices)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["registry_id", "version"]
+        verbose_name_plural = "registry entries"
+        constraints = [
+            models.UniqueConstraint(fields=["registry_id", "version"], name="registry_entry_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.registry_id}@{self.version}"
+
+
+class PaperSession(TimeStamped):
+    """One paper run: its definition (spec §5.1) and lifecycle state (spec §5.3)."""
+
+    session_id = models.SlugField(max_length=64, unique=True)
+    lane = models.ForeignKey(Lane, on_delete=models.PROTECT, related_name="sessions")
+    owner = models.CharField(max_length=100)
+    objective = models.TextField()
+    strategy = models.ForeignKey(
+        RegistryEntry, on_delete=models.PROTECT, related_name="strategy_sessions"
+    )
+    model_entries = models.ManyToManyField(
+        RegistryEntry, through="SessionModel", related_name="model_sessions"
+    )
+    portfolio_id = models.SlugField(max_length=64)
+    execution_policy = models.ForeignKey(
+        "broker_app.ExecutionPolicy", on_delete=models.PROTECT, related_name="sessions"
+    )
+    feed = models.SlugField(max_length=64)
+    symbols = models.JSONField(default=list)
+    start_at = models.DateTimeField(null=True, blank=True, help_text="empty: operator start")
+    initial_portfolio = models.JSONField(
+        default=dict, help_text='{"kind": "flat"} or {"kind": "from_backtest", ...}'
+    )
+    end_duration_s = models.PositiveIntegerField(null=True, blank=True)
+    end_target = models.JSONField(null=True, blank=True)
+    benchmark = models.CharField(max_length=100)
+    tags = models.JSONField(default=list)
+    config_file = models.CharField(max_length=500, blank=True)
+    config_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the definition")
+
+    status = models.CharField(
+        max_length=16, choices=SessionStatusChoices.choices, default=SessionStatusChoices.SCHEDULED
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    last_event_seq = models.PositiveBigIntegerField(
+        default=0, help_text="sequence number of the last telemetry event of this session"
+    )
+
+    class Meta:
+        ordering = ["lane__name", "session_id"]
+        indexes = [models.Index(fields=["status"], name="paper_session_status_idx")]
+        permissions = [
+            ("operate_papersession", "Can start, pause, resume, stop and abort paper sessions"),
+        ]
+
+    def __str__(self) -> str:
+        return self.session_id
+
+    @property
+    def env(self) -> str:
+        return "paper"
+
+
+class SessionModel(models.Model):
+    """A model in a session's MSI blend, with its weight."""
+
+    session = models.ForeignKey(PaperSession, on_delete=models.CASCADE, related_name="model_links")
+    entry = models.ForeignKey(RegistryEntry, on_delete=models.PROTECT, related_name="session_links")
+    weight = models.FloatField()
+
+    class Meta:
+        ordering = ["session_id", "-weight", "entry_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "entry"], name="session_model_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session} uses {self.entry} ({self.weight:g})"
+
+
+class ChangeLogEntry(models.Model):
+    """Append-only record of an operator or system action: who, what, why, before, after."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=200)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "change log entries"
+        indexes = [models.Index(fields=["target_type", "target_id"], name="changelog_target_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target_type}:{self.target_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("change log entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("change log entries are append-only")

@@ -1,0 +1,52 @@
+// Live updates for Mirror pages over the Channels WebSocket.
+// Messages are telemetry event records {env, lane, session_id, sequence, type, event_time, payload}.
+// Delivery is at-most-once; on reconnect the page reloads to pick up what it missed.
+(function () {
+  "use strict";
+  const indicator = () => document.getElementById("live-status");
+
+  function setState(state) {
+    const el = indicator();
+    if (el) { el.dataset.state = state; el.textContent = "live: " + state; }
+  }
+
+  function applyStateChange(event) {
+    document.querySelectorAll('[data-session="' + CSS.escape(event.session_id) + '"]').forEach((row) => {
+      const status = row.querySelector('[data-role="status"]');
+      if (status) {
+        status.textContent = event.payload.to;
+        status.className = "status status-" + event.payload.to;
+      }
+      const when = event.event_time.replace("T", " ").slice(0, 19);
+      if (event.payload.action === "start") {
+        const cell = row.querySelector('[data-role="started"]');
+        if (cell) cell.textContent = when;
+      }
+      if (event.payload.to === "completed" || event.payload.to === "aborted") {
+        const cell = row.querySelector('[data-role="ended"]');
+        if (cell) cell.textContent = when;
+      }
+    });
+  }
+
+  function connect(path, attempt) {
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + window.location.host + path);
+    socket.onopen = () => {
+      setState("connected");
+      if (attempt > 0) window.location.reload();  // backfill what we missed
+    };
+    socket.onmessage = (msg) => {
+      const event = JSON.parse(msg.data);
+      if (event.type === "paper_session_state_change") applyStateChange(event);
+      document.dispatchEvent(new CustomEvent("ifns:event", { detail: event }));
+    };
+    socket.onclose = () => {
+      setState("offline");
+      const delay = Math.min(30000, 1000 * 2 ** Math.min(attempt, 5));
+      setTimeout(() => connect(path, attempt + 1), delay);
+    };
+  }
+
+  window.IFNSLive = { connect: (path) => connect(path, 0) };
+})();

@@ -1,0 +1,1 @@
+"""The telemetry event store and its sinks (spec §6)."""

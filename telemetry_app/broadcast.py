@@ -1,0 +1,40 @@
+"""Live pushes of committed telemetry to Channels groups.
+
+Channels delivery is at-most-once: clients use the per-session sequence
+numbers to notice a gap and backfill over the REST API. A push that fails
+(Redis unreachable) is logged and dropped; the database keeps the event.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+ALL_SESSIONS_GROUP = "paper.sessions"
+
+
+def session_group(session_id: str) -> str:
+    return f"paper.session.{session_id}"
+
+
+def lane_group(lane: str) -> str:
+    return f"paper.lane.{lane}"
+
+
+def push_event(record: dict) -> None:
+    """Send one event record to its session, lane and all-sessions groups."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "telemetry.event", "event": record}
+    try:
+        send = async_to_sync(layer.group_send)
+        for group in (session_group(record["session_id"]), lane_group(record["lane"]), ALL_SESSIONS_GROUP):
+            send(group, message)
+    except Exception:  # noqa: BLE001 - the event is committed; a lost push is backfilled
+        log.warning("telemetry push failed for %s#%s", record["session_id"], record["sequence"],
+                    exc_info=True)

@@ -1,0 +1,15 @@
+from django.db import models
+
+
+class EventType(models.TextChoices):
+    """Telemetry event types of spec §6.1."""
+
+    MSI_PROPOSAL = "msi_proposal"
+    DRA_DECISION = "dra_decision"
+    ORDER_SUBMITTED = "order_submitted"
+    ORDER_FILLED = "order_filled"
+    ORDER_REJECTED = "order_rejected"
+    RISK_BREACH = "risk_breach"
+    KILL_SWITCH_CHANGE = "kill_switch_change"
+    COOLDOWN_STATE_CHANGE = "cooldown_state_change"
+    PAPER_SESSION_STATE_CHANGE = "paper_session_state_change"

@@ -1,0 +1,15 @@
+"""Reads of the telemetry store."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from telemetry_app.models import TelemetryEvent
+
+
+def events_for_session(*, session_id: str, after: int = 0, event_type: str | None = None) -> QuerySet[TelemetryEvent]:
+    """Events of one session with a sequence number above ``after``, oldest first."""
+    qs = TelemetryEvent.objects.filter(session__session_id=session_id, sequence__gt=after)
+    if event_type:
+        qs = qs.filter(event_type=event_type)
+    return qs.order_by("sequence")
