@@ -1,0 +1,82 @@
+"""Shared fixtures: a real Redis, the shipped configuration, named personas.
+
+Personas (Healthchecks/Zulip style): ``viewer`` may read, ``operator`` may
+drive sessions (``operate_papersession``), ``admin`` is a superuser.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from ifns_paper.localredis import ensure
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "config"
+
+_local_redis = None
+
+
+def pytest_configure(config) -> None:
+    """Tests talk to a real Redis: start one if nothing answers at REDIS_URL."""
+    global _local_redis
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    _local_redis = ensure(url, workdir=ROOT / "data" / "redis")
+
+
+def pytest_unconfigure(config) -> None:
+    if _local_redis is not None:
+        _local_redis.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, settings):
+    """Registry exports and other generated files go to a per-test folder."""
+    settings.IFNS_DATA_DIR = tmp_path / "data"
+    settings.IFNS_REGISTRY_DIR = tmp_path / "data" / "registry"
+    return settings.IFNS_DATA_DIR
+
+
+@pytest.fixture
+def bundle():
+    from ifns_paper.config import load_config_dir
+
+    return load_config_dir(SHIPPED_CONFIG, label_root="config")
+
+
+@pytest.fixture
+def loaded(db, bundle, django_capture_on_commit_callbacks):
+    """The shipped configuration applied to the database (registry file written)."""
+    from sessions_app.services import config_apply
+
+    with django_capture_on_commit_callbacks(execute=True):
+        config_apply(bundle=bundle, actor="test-setup")
+    return bundle
+
+
+@pytest.fixture
+def viewer(db, django_user_model):
+    return django_user_model.objects.create_user("victor_viewer", password="pw-viewer-1")
+
+
+@pytest.fixture
+def operator(db, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("olga_operator", password="pw-operator-1")
+    user.user_permissions.add(Permission.objects.get(codename="operate_papersession"))
+    return user
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return django_user_model.objects.create_superuser("ada_admin", "ada@example.invalid", "pw-admin-1")
+
+
+def redis_url_with_db(db_index: int) -> str:
+    """The test Redis, another logical database (keeps subprocess tests apart)."""
+    base = settings.REDIS_URL.rsplit("/", 1)[0] if settings.REDIS_URL.count("/") >= 3 else settings.REDIS_URL
+    return f"{base}/{db_index}"
