@@ -49,7 +49,7 @@ def test_unknown_action_is_named():
 
 
 def test_terminal_statuses_have_no_exits():
-    assert TERMINAL == {S.COMPLETED, S.ABORTED}
+    assert {S.COMPLETED, S.ABORTED} == TERMINAL
     for status in TERMINAL:
         assert allowed_actions(status) == []
 

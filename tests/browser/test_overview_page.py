@@ -1,0 +1,46 @@
+"""The overview page in a real browser: PAPER label, lanes, sessions, and a
+state change made from the shell appearing without a reload."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import requires_chromium
+
+pytestmark = requires_chromium
+
+SID = "research_fx_momentum_v13"
+
+
+def test_overview_lists_lanes_and_sessions_labelled_paper(served_app, page, tmp_path):
+    page.goto(served_app.url + "/")
+    expect(page.locator(".env-badge")).to_contain_text("PAPER")
+    expect(page.locator("#lane-paper_research h2")).to_contain_text("paper_research")
+    expect(page.locator("#lane-paper_gatecheck h2")).to_contain_text("paper_gatecheck")
+    for sid in ("research_fx_momentum_v13", "research_crypto_trend", "gatecheck_fx_momentum_v12"):
+        expect(page.locator(f'tr[data-session="{sid}"]')).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+
+def test_a_state_change_from_the_shell_updates_the_page_live(served_app, page):
+    page.goto(served_app.url + "/")
+    expect(page.locator("#live-status")).to_have_text("live: connected")
+    status = page.locator(f'tr[data-session="{SID}"] [data-role="status"]')
+    expect(status).to_have_text("scheduled")
+    page.evaluate("window.__not_reloaded = true")
+
+    served_app.manage("paper_session", "start", SID, "--reason", "browser test")
+
+    expect(status).to_have_text("running", timeout=5000)
+    expect(status).to_have_class(re.compile(r"status-running"))
+    expect(page.locator(f'tr[data-session="{SID}"] [data-role="started"]')).not_to_have_text("—")
+    assert page.evaluate("window.__not_reloaded") is True  # updated in place, not by a reload
+
+
+def test_session_page_shows_its_events_and_change_log(served_app, page):
+    page.goto(served_app.url + f"/sessions/{SID}/")
+    expect(page.locator("h1")).to_contain_text(SID)
+    expect(page.locator("#events")).to_contain_text("paper_session_state_change")
+    expect(page.locator("main")).to_contain_text("session_register")
