@@ -25,8 +25,10 @@ from ifns_paper.config.loader import lane_policy_problems
 from ifns_paper.config.schema import (
     FromBacktest,
     LanePolicySpec,
-    RiskEnvelope as RiskEnvelopeSpec,
     SessionDefinition,
+)
+from ifns_paper.config.schema import (
+    RiskEnvelope as RiskEnvelopeSpec,
 )
 from ifns_paper.engine.lifecycle import IllegalTransition, SessionAction, plan_transition
 from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
