@@ -51,10 +51,10 @@ class _ReasonForm(forms.ModelForm):
     )
 
     def _raise_service_errors(self, exc: services.ValidationFailed) -> None:
+        """Attach each service error to the form field its path names (or to the form)."""
         errors: dict[str, list[str]] = {}
         for key, msgs in exc.errors.items():
-            name = key.split(".")[-1] if key.split(".")[-1] in self.fields else key.split(".")[0]
-            name = name if name in self.fields else None
+            name = next((part for part in key.split(".") if part in self.fields), None)
             errors.setdefault(name or "__all__", []).extend(
                 msgs if name else [f"{key}: {m}" for m in msgs]
             )
@@ -88,7 +88,7 @@ class LanePolicyForm(_ReasonForm):
             try:
                 services.lane_policy_validate(lane=self.instance.lane.name, values=values)
             except services.ValidationFailed as exc:
-                # promotion.* errors belong to the flat field of the same name
+                # "promotion.min_days" belongs to the flat form field "min_days"
                 self._raise_service_errors(exc)
         return data
 

@@ -73,7 +73,7 @@ class LanePolicy(TimeStamped):
     min_days = models.PositiveIntegerField()
     min_trades = models.PositiveIntegerField()
     max_breaches = models.PositiveIntegerField()
-    thresholds = models.JSONField(default=dict, help_text="metric thresholds for promotion")
+    thresholds = models.JSONField(default=dict, blank=True, help_text="metric thresholds for promotion")
 
     class Meta:
         ordering = ["lane__name"]
