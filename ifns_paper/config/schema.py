@@ -225,8 +225,7 @@ class SqrtImpactSimulation(Strict):
 
     model: Literal["sqrt_impact"]
     k: float = Field(gt=0, le=10)
-    volatility_window: int = Field(ge=2, le=100_000)
-    adv_window: int = Field(ge=1, le=100_000)
+    window_s: int = Field(ge=1, le=86_400, description="rolling window for sigma and traded volume")
 
 
 class LimitQueueSimulation(Strict):
