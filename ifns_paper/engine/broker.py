@@ -16,7 +16,8 @@ Fill models (per route, see ``config/policies/execution_routes.json``)
 --------------------------------------------------------------------
 * touch: market orders take the opposite touch up to its displayed size;
   beyond it, ``walk`` takes further synthetic levels of the same size, each
-  ``depth_impact_bps`` worse than the last; ``rest`` leaves the remainder
+  ``depth_impact_bps`` worse than the last (at most ``MAX_WALK_LEVELS``; the
+  deepest takes whatever is left); ``rest`` leaves the remainder
   working against later quotes' displayed size; ``reject`` refuses orders
   larger than the displayed size.
 * vwap: from arrival, time is cut into ``interval`` slices; at the end of
@@ -77,6 +78,8 @@ from ifns_paper.engine.orders import (
 from ifns_paper.engine.routes import FillModel, RouteSpec
 
 DAY_NS = 86_400 * 1_000_000_000
+#: deepest synthetic level a walking order reaches; what is left fills there
+MAX_WALK_LEVELS = 20
 _INF = np.iinfo(np.int64).max
 _EPS = 1e-12
 
@@ -452,9 +455,12 @@ class PaperBroker:
             return available
         size = quote.ask_size if side is Side.BUY else quote.bid_size
         step = touch * depth_bps / 1e4
-        if step <= 0:
-            return math.inf if size > 0 else available
-        return available + math.floor(abs(limit - touch) / step + 1e-9) * size
+        if size <= 0:
+            return available
+        levels = math.floor(abs(limit - touch) / step + 1e-9) if step > 0 else math.inf
+        if levels >= MAX_WALK_LEVELS:
+            return math.inf  # the deepest level takes any remainder
+        return available + levels * size
 
     def _take(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView, now: int, *,
               limit: float | None, walk: bool) -> None:
@@ -483,8 +489,9 @@ class PaperBroker:
             price = touch + side.sign * step * level
             if limit is not None and (price - limit) * side.sign > 0:
                 break
-            # With zero depth cost every level has the touch price: take the rest there.
-            self._fill(st, now, st.leaves if step <= 0 else min(st.leaves, size), price, Liquidity.TAKER)
+            # The deepest synthetic level (or any level when walking costs nothing) takes the rest.
+            last = step <= 0 or level >= MAX_WALK_LEVELS
+            self._fill(st, now, st.leaves if last else min(st.leaves, size), price, Liquidity.TAKER)
             level += 1
 
     def _rest_vs_quotes(self, st: _OrderState, batch: QuoteBatch, base: int, lo: int, stop: int) -> None:

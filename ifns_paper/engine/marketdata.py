@@ -65,10 +65,11 @@ class Bar:
 
 
 class MarketDataError(ValueError):
-    """Bad market data: names the source, the row (0-based in the batch/file) and why."""
+    """Bad market data: names the source, the line (1-based in the file, the
+    header being line 1; None for a whole-file problem) and why."""
 
     def __init__(self, source: str, row: int | None, reason: str) -> None:
-        where = f"{source}:row {row}" if row is not None else source
+        where = f"{source}:line {row}" if row is not None else source
         super().__init__(f"{where}: {reason}")
         self.source = source
         self.row = row
@@ -135,6 +136,7 @@ class QuoteBatch:
         fields = (self.bid, self.ask, self.bid_size, self.ask_size)
         mark(np.logical_or.reduce([~np.isfinite(a) for a in fields]), "NaN or infinite value")
         mark((self.bid <= 0) | (self.ask <= 0), "zero or negative price")
+        # A zero displayed size is legal (an empty side); the broker treats it as no liquidity.
         mark((self.bid_size < 0) | (self.ask_size < 0), "negative size")
         mark(self.bid > self.ask, "crossed quote (bid > ask)")
         if n > 1:
@@ -190,7 +192,8 @@ class TradeBatch:
 
         mark(~np.isfinite(self.price) | ~np.isfinite(self.size), "NaN or infinite value")
         mark(self.price <= 0, "zero or negative price")
-        mark(self.size <= 0, "zero or negative size")
+        mark(self.size <= 0, "zero or negative size")  # a print of nothing is not a trade
+        mark((self.aggressor < -1) | (self.aggressor > 1), "aggressor must be -1, 0 or 1")
         if n > 1:
             back = np.zeros(n, dtype=bool)
             back[1:] = self.ts[1:] < self.ts[:-1]
@@ -218,6 +221,10 @@ class BarBatch:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def slice(self, start: int, stop: int) -> BarBatch:
+        return BarBatch(self.symbol, self.ts[start:stop], self.open[start:stop], self.high[start:stop],
+                        self.low[start:stop], self.close[start:stop], self.volume[start:stop])
+
     def problems(self) -> tuple[np.ndarray, list[str]]:
         n = len(self)
         reasons = np.full(n, "", dtype=object)
@@ -242,6 +249,9 @@ class BarBatch:
 
 def bars_to_quotes_and_trades(bars: BarBatch, *, spread_bps: float, displayed_size: float) -> tuple[QuoteBatch, TradeBatch]:
     """Synthesize L1 data from bars (bars carry no spread).
+
+    Bars must have strictly increasing close times (one bar per interval),
+    unlike quotes and trades, which may share a timestamp.
 
     Assumptions (documented, per bar): one quote at the bar close time,
     centred on the close, with a constant spread of ``spread_bps`` and

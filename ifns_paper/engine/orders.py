@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 
@@ -228,6 +228,7 @@ class OrderView:
         return 0.0 if self.status in TERMINAL_ORDER_STATUSES else self.order.quantity - self.filled_quantity
 
 
+@runtime_checkable
 class BrokerAdapter(Protocol):
     """The order interface EI talks to; the Paper Broker and a live adapter both implement it.
 
@@ -248,3 +249,5 @@ class BrokerAdapter(Protocol):
     def advance_to(self, ts: int) -> list[BrokerEvent]: ...
 
     def order(self, client_order_id: str) -> OrderView | None: ...
+
+    def working_orders(self) -> list[OrderView]: ...

@@ -278,3 +278,14 @@ def test_day_orders_expire_at_utc_midnight():
     assert b.advance_to(day - 1) == []
     events = b.advance_to(day)
     assert statuses(events) == ["expired"] and b.order("o1").reason == "end_of_day"
+
+
+def test_walk_stops_at_the_deepest_synthetic_level():
+    from ifns_paper.engine.broker import MAX_WALK_LEVELS
+
+    b = broker(beyond_displayed="walk", depth_impact_bps=1.0)
+    b.on_quotes(quotes((0, 99.0, 100.0, 1, 1e-9)))  # a vanishing displayed size
+    got = fills(b.submit(order(qty=1000), 0))
+    assert len(got) == MAX_WALK_LEVELS + 1
+    assert got[-1].quantity == pytest.approx(1000 - MAX_WALK_LEVELS * 1e-9)
+    assert got[-1].price == pytest.approx(100.0 * (1 + MAX_WALK_LEVELS * 1e-4))

@@ -1,0 +1,144 @@
+"""Engine invariants over random quote streams and order lists (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ifns_paper.engine.broker import PaperBroker
+from ifns_paper.engine.ledger import Ledger
+from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
+from ifns_paper.engine.orders import (
+    TERMINAL_ORDER_STATUSES,
+    Fill,
+    Order,
+    OrderEvent,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from ifns_paper.engine.replay import ReplayDriver, ScheduledCancel, ScheduledOrder, interleave
+from ifns_paper.engine.routes import FillModel, RouteSpec
+
+MS = 1_000_000
+ROUTES = {
+    "TOUCH_WALK": RouteSpec("TOUCH_WALK", FillModel.TOUCH, beyond_displayed="walk", depth_impact_bps=1.5,
+                            insert_latency_ns=7 * MS, cancel_latency_ns=3 * MS, taker_bps=0.5, maker_bps=-0.1,
+                            min_fee=0.01, stale_ns=400 * MS),
+    "TOUCH_REST": RouteSpec("TOUCH_REST", FillModel.TOUCH, beyond_displayed="rest", insert_latency_ns=0,
+                            stale_ns=400 * MS, touch_fill_probability=0.3),
+    "VWAP": RouteSpec("VWAP", FillModel.VWAP, max_participation=0.2, interval_ns=50 * MS, insert_latency_ns=2 * MS,
+                      stale_ns=400 * MS),
+    "IMPACT": RouteSpec("IMPACT", FillModel.SQRT_IMPACT, impact_k=0.8, window_ns=500 * MS, stale_ns=400 * MS,
+                        reject_probability=0.1, insert_latency_ns=1 * MS),
+}
+
+
+@st.composite
+def scenarios(draw):
+    n = draw(st.integers(5, 60))
+    mid, t = 100.0, 0
+    rows = []
+    for _ in range(n):
+        t += draw(st.integers(1, 120)) * MS
+        mid *= math.exp(draw(st.floats(-0.004, 0.004)))
+        half = mid * draw(st.floats(0.00005, 0.002))
+        weird = draw(st.integers(0, 30))
+        bid, ask = mid - half, mid + half
+        if weird == 0:
+            bid, ask = ask, bid  # a crossed quote
+        elif weird == 1:
+            bid = ask  # locked
+        rows.append((t, bid, ask, draw(st.floats(0, 500)), draw(st.floats(0, 500))))
+    quotes = QuoteBatch.from_arrays("X", *zip(*rows, strict=True))
+    k = draw(st.integers(0, 40))
+    trade_rows = sorted(
+        (draw(st.integers(0, t)), rows[0][1] * math.exp(draw(st.floats(-0.01, 0.01))), draw(st.floats(0.1, 300)),
+         draw(st.sampled_from([-1, 0, 1])))
+        for _ in range(k)
+    )
+    trades = TradeBatch.from_arrays("X", *zip(*trade_rows, strict=True)) if trade_rows else None
+    orders, cancels = [], []
+    for i in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(list(OrderType)))
+        side = draw(st.sampled_from(list(Side)))
+        ref = rows[draw(st.integers(0, n - 1))][2]
+        offset = draw(st.floats(-0.01, 0.01))
+        limit = ref * (1 + offset) if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+        stop = ref * (1 + draw(st.floats(-0.01, 0.01))) if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None
+        tifs = [TimeInForce.GTC, TimeInForce.DAY] + (
+            [TimeInForce.IOC, TimeInForce.FOK] if kind in (OrderType.MARKET, OrderType.LIMIT) else [])
+        order = Order(f"o{i}", "X", side, draw(st.floats(0.5, 800)), kind, draw(st.sampled_from(tifs)),
+                      draw(st.sampled_from(list(ROUTES))), limit, stop)
+        at = draw(st.integers(0, t))
+        orders.append(ScheduledOrder(at, order))
+        if draw(st.booleans()):
+            cancels.append(ScheduledCancel(at + draw(st.integers(0, 200)) * MS, order.client_order_id))
+    chunk = draw(st.integers(1, n))
+    return quotes, trades, orders, cancels, chunk
+
+
+def run(quotes, trades, orders, cancels, chunk, seed=11):
+    broker = PaperBroker(ROUTES, seed=seed)
+    ledger = Ledger(1e6)
+    events: list = []
+    driver = ReplayDriver(broker, ledger, on_event=events.append)
+    driver.schedule(orders)
+    driver.schedule(cancels)
+    pieces = [quotes.slice(i, i + chunk) for i in range(0, len(quotes), chunk)]
+    if trades is not None:
+        pieces += [trades.slice(i, i + chunk) for i in range(0, len(trades), chunk)]
+    for batch in interleave(pieces):
+        driver.feed(batch)
+    driver.finish()
+    return broker, ledger, events, driver
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_broker_invariants(scenario):
+    quotes, trades, orders, cancels, chunk = scenario
+    broker, ledger, events, driver = run(quotes, trades, orders, cancels, chunk)
+    by_id = {o.order.client_order_id: o for o in orders}
+    fills = [e for e in events if isinstance(e, Fill)]
+
+    for coid, scheduled in by_id.items():
+        order = scheduled.order
+        route = ROUTES[order.route_id]
+        own = [f for f in fills if f.client_order_id == coid]
+        # never overfilled
+        assert sum(f.quantity for f in own) <= order.quantity * (1 + 1e-12)
+        # exactly one terminal state, reached once
+        terminal = [e.status for e in events if isinstance(e, OrderEvent) and e.client_order_id == coid
+                    and e.status in TERMINAL_ORDER_STATUSES]
+        assert len(terminal) == 1, (coid, terminal)
+        arrival = scheduled.ts + route.insert_latency_ns
+        for f in own:
+            assert f.ts >= arrival  # no fill before the order reached the venue
+            assert f.quantity > 0
+            if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+                assert (f.price <= order.limit_price) if order.side is Side.BUY else (f.price >= order.limit_price)
+        if own and order.order_type is OrderType.MARKET and route.model is FillModel.TOUCH:
+            # market orders under Touch never beat the touch in force at arrival
+            i = max(j for j in range(len(quotes)) if quotes.ts[j] <= arrival)
+            first = own[0]
+            if first.ts == arrival:
+                touch = quotes.ask[i] if order.side is Side.BUY else quotes.bid[i]
+                assert (first.price >= touch) if order.side is Side.BUY else (first.price <= touch)
+    # the ledger matches the fills and its invariant held after every fill (checked by the driver)
+    net = sum(f.quantity * f.side.sign for f in fills)
+    assert math.isclose(ledger.position("X").quantity, net, rel_tol=1e-9, abs_tol=1e-9)
+    ledger.check_invariant()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(1, 7))
+def test_fills_do_not_depend_on_batch_boundaries_and_repeat_exactly(scenario, other_chunk):
+    quotes, trades, orders, cancels, chunk = scenario
+    *_, first = run(quotes, trades, orders, cancels, chunk)
+    *_, again = run(quotes, trades, orders, cancels, chunk)
+    *_, resplit = run(quotes, trades, orders, cancels, other_chunk)
+    assert first.stats.fills_hash == again.stats.fills_hash
+    assert first.stats.fill_records == resplit.stats.fill_records
