@@ -378,6 +378,16 @@ def _check_references(
     return problems
 
 
+def load_routes_file(path: Path | str) -> RoutesFile:
+    """Validate one ``execution_routes.json`` on its own (e.g. for ``paper_replay``)."""
+    problems: list[ConfigProblem] = []
+    doc = _read(Path(path), str(path), problems)
+    routes = _validate(RoutesFile, doc, problems) if doc else None
+    if problems or routes is None:
+        raise ConfigError(problems)
+    return routes
+
+
 def lane_policy_problems(
     lane: str, spec: LanePolicySpec, *, kinds: dict[str, str], lanes: set[str]
 ) -> list[tuple[Loc, str]]:

@@ -1,0 +1,309 @@
+"""``paper_replay``: the Paper Broker alone on recorded data and scripted orders.
+
+No database, no Django: files in, files out. The same engine code as real
+time (``PaperBroker``, ``Ledger``, ``ReplayDriver``), at full speed.
+
+Inputs
+  --quotes / --trades / --bars   canonical or shipped market-data files (see
+                                 ``ifns_paper.marketdata.importers``)
+  --orders                       CSV: ts, client_order_id, symbol, side, qty, type,
+                                 limit_price, stop_price, tif, route_id
+  --routes                       ``execution_routes.json`` (validated like the config)
+Outputs (in --out)
+  orders.ndjson   the final state of every order
+  fills.ndjson    every fill
+  events.ndjson   every broker event in time order (order status, fill, incident)
+  summary.json    positions, cash, P&L, counts, slippage statistics, fills hash
+
+Run it as ``python manage.py paper_replay ...`` or ``python -m ifns_paper.paper_replay ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ifns_paper.config.loader import ConfigError, load_routes_file
+from ifns_paper.engine.broker import PaperBroker
+from ifns_paper.engine.ledger import Ledger
+from ifns_paper.engine.marketdata import MarketDataError
+from ifns_paper.engine.orders import Fill, Incident, Order, OrderEvent, OrderType, Side, TimeInForce
+from ifns_paper.engine.replay import ReplayDriver, ScheduledOrder, interleave
+from ifns_paper.engine.routes import routes_from_mapping
+from ifns_paper.marketdata import ImportOptions, bars_to_l1, read_bars, read_quotes, read_trades
+
+ORDER_COLUMNS = ("ts", "client_order_id", "symbol", "side", "qty", "type", "limit_price", "stop_price", "tif",
+                 "route_id")
+
+
+class ReplayInputError(ValueError):
+    """A bad input file; the message names the file, line and field."""
+
+
+class OrderRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    ts: int
+    client_order_id: str = Field(min_length=1, max_length=100)
+    symbol: str = Field(min_length=1)
+    side: Literal["buy", "sell"]
+    qty: float = Field(gt=0, allow_inf_nan=False)
+    type: Literal["market", "limit", "stop", "stop_limit"]
+    limit_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    stop_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    tif: Literal["DAY", "GTC", "IOC", "FOK"]
+    route_id: str = Field(min_length=1)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _timestamp(cls, value):
+        return parse_ts(value)
+
+    @field_validator("limit_price", "stop_price", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if value in ("", None) else value
+
+    @field_validator("side", "type", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("tif", mode="before")
+    @classmethod
+    def _upper(cls, value):
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _prices(self) -> OrderRow:
+        problem = self.to_order().problem()
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def to_order(self) -> Order:
+        return Order(self.client_order_id, self.symbol, Side(self.side), self.qty, OrderType(self.type),
+                     TimeInForce(self.tif), self.route_id, self.limit_price, self.stop_price)
+
+
+def parse_ts(value) -> int:
+    """Epoch nanoseconds from an integer, digits, or ISO-8601 text (naive = UTC)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"unparsable timestamp {text!r} (ISO-8601 or epoch nanoseconds)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def read_orders(path: Path) -> list[ScheduledOrder]:
+    """Scripted orders, validated row by row; any bad row stops the replay."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ReplayInputError(f"{path}: cannot read: {exc}") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in ORDER_COLUMNS if c not in header]
+        unknown = [c for c in header if c not in ORDER_COLUMNS]
+        if missing or unknown:
+            raise ReplayInputError(
+                f"{path}:1: header: "
+                + "; ".join(filter(None, [missing and f"missing column(s) {', '.join(missing)}",
+                                          unknown and f"unknown column(s) {', '.join(unknown)}"]))
+                + f" (expected: {', '.join(ORDER_COLUMNS)})"
+            )
+        orders, seen = [], {}
+        for line, row in enumerate(reader, start=2):
+            if None in row:
+                raise ReplayInputError(f"{path}:{line}: more fields than the header")
+            try:
+                parsed = OrderRow.model_validate({k.strip(): v for k, v in row.items()})
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                field = ".".join(str(p) for p in err["loc"]) or "row"
+                raise ReplayInputError(f"{path}:{line}: {field}: {err['msg'].removeprefix('Value error, ')}") from None
+            if parsed.client_order_id in seen:
+                raise ReplayInputError(f"{path}:{line}: client_order_id: {parsed.client_order_id!r} already used "
+                                       f"on line {seen[parsed.client_order_id]}")
+            seen[parsed.client_order_id] = line
+            orders.append(ScheduledOrder(parsed.ts, parsed.to_order()))
+    return orders
+
+
+def read_routes(path: Path):
+    return routes_from_mapping(load_routes_file(path).model_dump(mode="json")["routes"])
+
+
+def run(
+    *,
+    quotes: Sequence[Path] = (),
+    trades: Sequence[Path] = (),
+    bars: Sequence[Path] = (),
+    orders: Path,
+    routes: Path,
+    out: Path,
+    seed: int = 0,
+    capital: float = 1_000_000.0,
+    options: ImportOptions | None = None,
+) -> dict:
+    """Replay and write the four output files; returns the summary."""
+    options = options or ImportOptions()
+    route_specs = read_routes(routes)
+    scheduled = read_orders(orders)
+    unknown = sorted({s.order.route_id for s in scheduled} - set(route_specs))
+    if unknown:
+        raise ReplayInputError(f"{orders}: route_id: unknown route(s) {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(route_specs))})")
+    batches = []
+    for path in quotes:
+        batches += read_quotes(path, options).batches.values()
+    for path in trades:
+        batches += read_trades(path, options).batches.values()
+    for path in bars:
+        for bar_batch in read_bars(path, options).batches.values():
+            batches += bars_to_l1(bar_batch, options)
+    if not batches:
+        raise ReplayInputError("no market data: give --quotes, --trades or --bars")
+
+    out.mkdir(parents=True, exist_ok=True)
+    broker = PaperBroker(route_specs, seed=seed)
+    ledger = Ledger(capital)
+    counts: Counter[str] = Counter()
+    by_route: dict[str, list[float]] = defaultdict(list)
+    by_symbol: dict[str, list[float]] = defaultdict(list)
+    with (out / "events.ndjson").open("w") as events_file, (out / "fills.ndjson").open("w") as fills_file:
+
+        def on_event(event) -> None:
+            if isinstance(event, Fill):
+                record = {"type": "fill", **event.as_dict()}
+                fills_file.write(json.dumps(event.as_dict()) + "\n")
+                by_route[event.route_id].append(event.slippage_bps)
+                by_symbol[event.symbol].append(event.slippage_bps)
+            elif isinstance(event, OrderEvent):
+                record = {"type": "order", **event.as_dict()}
+                counts[f"orders_{event.status}"] += 1
+                if event.reason:
+                    counts[f"reason_{event.reason}"] += 1
+            else:
+                assert isinstance(event, Incident)
+                record = {"type": "incident", **event.as_dict()}
+                counts["incidents"] += 1
+            events_file.write(json.dumps(record) + "\n")
+
+        driver = ReplayDriver(broker, ledger, on_event=on_event)
+        driver.schedule(scheduled)
+        for batch in interleave(batches):
+            driver.feed(batch)
+        driver.finish()
+
+    with (out / "orders.ndjson").open("w") as orders_file:
+        for item in scheduled:
+            view = broker.order(item.order.client_order_id)
+            o = view.order
+            orders_file.write(json.dumps({
+                "client_order_id": o.client_order_id, "symbol": o.symbol, "side": str(o.side),
+                "quantity": o.quantity, "type": str(o.order_type), "tif": str(o.time_in_force),
+                "route_id": o.route_id, "limit_price": o.limit_price, "stop_price": o.stop_price,
+                "submitted_ts": view.submitted_ts, "status": str(view.status), "reason": view.reason,
+                "filled_quantity": view.filled_quantity, "average_price": view.average_price,
+                "fills": len(view.fills),
+            }) + "\n")
+
+    stats = driver.stats
+    summary = {
+        "env": "paper",
+        "inputs": {"quotes": [str(p) for p in quotes], "trades": [str(p) for p in trades],
+                   "bars": [str(p) for p in bars], "orders": str(orders), "routes": str(routes), "seed": seed},
+        "counts": {"quotes": stats.quotes, "trades": stats.trades, "orders": stats.orders, "fills": stats.fills,
+                   **dict(sorted(counts.items()))},
+        "ledger": ledger.snapshot(),
+        "slippage": {
+            "all": stats.slippage_summary(),
+            "by_route": {k: _summary(v) for k, v in sorted(by_route.items())},
+            "by_symbol": {k: _summary(v) for k, v in sorted(by_symbol.items())},
+        },
+        "fills_hash": stats.fills_hash,
+        "last_ts": stats.last_ts,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _summary(values: list[float]) -> dict:
+    arr = np.asarray(values)
+    return {"count": int(arr.size), "mean_bps": float(arr.mean()), "median_bps": float(np.median(arr)),
+            "p95_bps": float(np.percentile(arr, 95)), "max_bps": float(arr.max())}
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="paper_replay", description=__doc__.splitlines()[0])
+    parser.add_argument("--quotes", action="append", default=[], type=Path, help="quote file (repeatable)")
+    parser.add_argument("--trades", action="append", default=[], type=Path, help="trade file (repeatable)")
+    parser.add_argument("--bars", action="append", default=[], type=Path, help="bar file (repeatable)")
+    parser.add_argument("--orders", required=True, type=Path)
+    parser.add_argument("--routes", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--capital", type=float, default=1_000_000.0)
+    parser.add_argument("--symbol", default=None, help="symbol for files without a symbol column")
+    parser.add_argument("--displayed-size", type=float, default=1_000_000.0,
+                        help="displayed size assumed for quotes without sizes")
+    parser.add_argument("--bar-spread-bps", type=float, default=2.0)
+    parser.add_argument("--bar-volume-in-quote-currency", action="store_true")
+    parser.add_argument("--quarantine", action="store_true", help="drop bad data rows (counted) instead of failing")
+    return parser
+
+
+def options_from(args) -> ImportOptions:
+    return ImportOptions(symbol=args.symbol, default_displayed_size=args.displayed_size,
+                         bar_spread_bps=args.bar_spread_bps,
+                         bar_volume_in_quote_currency=args.bar_volume_in_quote_currency,
+                         on_bad="quarantine" if args.quarantine else "reject")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(quotes=args.quotes, trades=args.trades, bars=args.bars, orders=args.orders,
+                      routes=args.routes, out=args.out, seed=args.seed, capital=args.capital,
+                      options=options_from(args))
+    except (ReplayInputError, MarketDataError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary, args.out))
+    return 0
+
+
+def format_summary(summary: dict, out: Path) -> str:
+    ledger, counts = summary["ledger"], summary["counts"]
+    return (
+        f"PAPER replay: {counts['quotes']} quotes, {counts['trades']} trades, {counts['orders']} orders, "
+        f"{counts['fills']} fills\n"
+        f"  P&L {ledger['pnl']:.2f} (realized {ledger['realized']:.2f}, unrealized {ledger['unrealized']:.2f}, "
+        f"fees {ledger['fees']:.2f}); cash {ledger['cash']:.2f}; equity {ledger['equity']:.2f}\n"
+        f"  fills hash {summary['fills_hash']}\n"
+        f"  wrote {out}/orders.ndjson, fills.ndjson, events.ndjson, summary.json"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
