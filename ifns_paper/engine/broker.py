@@ -109,8 +109,9 @@ class _QuoteView:
 class _SymbolState:
     symbol: str
     quote_count: int = 0
-    last: _QuoteView | None = None
-    data_ts: int = -1  # latest time covered by data of this symbol
+    tail: QuoteBatch | None = None  # the latest quotes (enough to look back one market-data latency)
+    tail_base: int = 0  # running number of the tail's first quote
+    data_ts: int = -1  # latest exchange time covered by data of this symbol
     consumed: dict[int, list[float]] = field(default_factory=dict)  # quote key -> [bid taken, ask taken]
     orders: list[_OrderState] = field(default_factory=list)  # not done, in submission order
     # rolling windows for volume- and volatility-aware routes
@@ -168,6 +169,7 @@ class PaperBroker:
         windows = [r.window_ns for r in routes.values() if r.model is FillModel.SQRT_IMPACT]
         windows += [10 * r.interval_ns for r in routes.values() if r.model is FillModel.VWAP]
         self._window_ns = max(windows, default=0)
+        self._max_md_ns = max((r.market_data_latency_ns for r in routes.values()), default=0)
 
     # --- the adapter contract -------------------------------------------------------
 
@@ -203,8 +205,9 @@ class PaperBroker:
             if order.time_in_force is TimeInForce.DAY:
                 st.deadline = (ts // DAY_NS + 1) * DAY_NS
             sym.orders.append(st)
-            if st.arrival_ts <= sym.data_ts:  # the data covering the arrival is already here
-                self._resolve_arrival(st, sym, self._quote_at(sym, st.arrival_ts))
+            md = route.market_data_latency_ns
+            if st.arrival_ts <= sym.data_ts + md:  # the data covering the arrival is already here
+                self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts, md))
         return self._drain()
 
     def cancel(self, client_order_id: str, ts: int) -> list[BrokerEvent]:
@@ -218,7 +221,7 @@ class PaperBroker:
         if effective < st.deadline:
             st.deadline, st.deadline_is_cancel = effective, True
         sym = self._symbol(st.order.symbol)
-        if st.deadline <= sym.data_ts:
+        if st.deadline <= sym.data_ts + self._md(st):
             self._finish_deadline(st)
         return self._drain()
 
@@ -227,18 +230,16 @@ class PaperBroker:
             return []
         sym = self._symbol(batch.symbol)
         base = sym.quote_count
+        if self._window_ns:  # before the orders: an arrival inside this batch sees the quotes up to it
+            self._roll_quotes(sym, batch)
         if sym.orders:
             sym.consumed = {k: v for k, v in sym.consumed.items() if k >= base - 1}
             for st in list(sym.orders):
                 self._run_quotes(st, sym, batch, base)
         n = len(batch)
-        i = n - 1
-        sym.last = _QuoteView(base + i, int(batch.ts[i]), float(batch.bid[i]), float(batch.ask[i]),
-                              float(batch.bid_size[i]), float(batch.ask_size[i]))
+        self._keep_tail(sym, batch, base)
         sym.quote_count = base + n
-        sym.data_ts = max(sym.data_ts, int(batch.ts[i]))
-        if self._window_ns:
-            self._roll_quotes(sym, batch)
+        sym.data_ts = max(sym.data_ts, int(batch.ts[-1]))
         return self._drain()
 
     def on_trades(self, batch: TradeBatch) -> list[BrokerEvent]:
@@ -257,7 +258,7 @@ class PaperBroker:
             if ts <= sym.data_ts:
                 continue
             for st in list(sym.orders):
-                self._run_time(st, sym, ts)
+                self._run_time(st, sym, ts + self._md(st))
             sym.data_ts = ts
         return self._drain()
 
@@ -274,6 +275,10 @@ class PaperBroker:
     # --- per-order processing ------------------------------------------------------------
 
     def _run_quotes(self, st: _OrderState, sym: _SymbolState, batch: QuoteBatch, base: int) -> None:
+        # Work in the time the venue simulator sees each quote: exchange time + market-data latency.
+        md = self._md(st)
+        if md:
+            batch = QuoteBatch(batch.symbol, batch.ts + md, batch.bid, batch.ask, batch.bid_size, batch.ask_size)
         ts = batch.ts
         t_end = int(ts[-1])
         start = 0
@@ -284,7 +289,7 @@ class PaperBroker:
                 self._finish_deadline(st)  # cancelled before it reached the venue
                 return
             i = int(np.searchsorted(ts, st.arrival_ts, "right")) - 1
-            quote = self._batch_quote(batch, base, i) if i >= 0 else sym.last
+            quote = self._batch_quote(batch, base, i) if i >= 0 else self._visible_quote(sym, st.arrival_ts, md)
             self._resolve_arrival(st, sym, quote)
             start = i + 1
         while st.phase == _WORKING:
@@ -307,6 +312,9 @@ class PaperBroker:
             self._finish_deadline(st)
 
     def _run_trades(self, st: _OrderState, sym: _SymbolState, batch: TradeBatch) -> None:
+        md = self._md(st)
+        if md:
+            batch = TradeBatch(batch.symbol, batch.ts + md, batch.price, batch.size, batch.aggressor)
         t_end = int(batch.ts[-1])
         if st.phase == _PENDING:
             if st.arrival_ts > t_end:
@@ -314,7 +322,7 @@ class PaperBroker:
             if st.deadline <= st.arrival_ts and st.deadline_is_cancel:
                 self._finish_deadline(st)
                 return
-            self._resolve_arrival(st, sym, self._quote_at(sym, st.arrival_ts))
+            self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts, md))
         if st.phase != _WORKING:
             return
         limit_ts = min(t_end, st.deadline - 1)
@@ -335,7 +343,7 @@ class PaperBroker:
             if st.deadline <= st.arrival_ts and st.deadline_is_cancel:
                 self._finish_deadline(st)
                 return
-            self._resolve_arrival(st, sym, self._quote_at(sym, st.arrival_ts))
+            self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts, self._md(st)))
         if st.phase == _WORKING and st.kind == "vwap":
             self._vwap_close_intervals(st, sym, min(now, st.deadline - 1))
         if st.phase == _WORKING and st.deadline <= now:
@@ -350,7 +358,7 @@ class PaperBroker:
             return self._reject(st, now, RejectReason.OUTSIDE_TRADING_HOURS, "the route is closed at arrival")
         if quote is None:
             return self._reject(st, now, RejectReason.NO_MARKET_DATA, f"no quote for {order.symbol} at arrival")
-        age = now - quote.ts
+        age = now - (quote.ts - route.market_data_latency_ns)  # exchange-time age of the quote
         if age > route.stale_ns:
             return self._reject(st, now, RejectReason.STALE_QUOTE,
                                 f"quote is {age / 1e6:.0f} ms old (limit {route.stale_ns / 1e6:.0f} ms)")
@@ -360,7 +368,8 @@ class PaperBroker:
             return self._reject(st, now, RejectReason.LOCKED_QUOTE, f"bid == ask == {quote.bid}")
         st.arrival_mid = quote.mid
         needs_volume = route.model in (FillModel.VWAP, FillModel.SQRT_IMPACT) and order.order_type is OrderType.MARKET
-        if needs_volume and self._window_volume(sym, now, self._volume_window(route)) <= 0:
+        seen = now - route.market_data_latency_ns  # exchange time of the newest data seen at arrival
+        if needs_volume and self._window_volume(sym, seen, self._volume_window(route)) <= 0:
             return self._reject(st, now, RejectReason.ZERO_VOLUME, "no traded volume in the model window")
         if route.reject_probability and uniform(self.seed, order.client_order_id, "reject") < route.reject_probability:
             return self._reject(st, now, RejectReason.SIMULATED_REJECT, "seeded random reject")
@@ -570,7 +579,7 @@ class PaperBroker:
         hit = np.flatnonzero(price >= st.order.stop_price if st.order.side is Side.BUY else price <= st.order.stop_price)
         if len(hit):
             j = lo + int(hit[0])
-            self._trigger(st, sym, sym.last, int(batch.ts[j]))
+            self._trigger(st, sym, self._visible_quote(sym, int(batch.ts[j]), self._md(st)), int(batch.ts[j]))
 
     def _trigger(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView | None, now: int) -> None:
         """A triggered stop executes on the venue at once (no insert latency)."""
@@ -616,7 +625,7 @@ class PaperBroker:
         route = st.route
         assert route is not None
         end = st.vwap_end
-        quote = quote or sym.last
+        quote = quote or self._visible_quote(sym, end, self._md(st))
         if st.vwap_volume > 0 and quote is not None:
             qty = min(st.leaves, route.max_participation * st.vwap_volume)
             vwap = st.vwap_notional / st.vwap_volume
@@ -645,6 +654,7 @@ class PaperBroker:
         route = st.route
         assert route is not None
         window = route.window_ns
+        now -= route.market_data_latency_ns  # only data seen by the arrival time counts
         lo = int(np.searchsorted(sym.q_ts, now - window, "right"))
         hi = int(np.searchsorted(sym.q_ts, now, "right"))
         logmid = sym.q_logmid[lo:hi]
@@ -656,14 +666,14 @@ class PaperBroker:
         return mid * (1.0 + st.order.side.sign * (half_spread_frac + impact_frac))
 
     def _roll_quotes(self, sym: _SymbolState, batch: QuoteBatch) -> None:
-        cut = int(batch.ts[-1]) - self._window_ns
+        cut = int(batch.ts[0]) - self._window_ns - self._max_md_ns
         keep = int(np.searchsorted(sym.q_ts, cut, "right"))
         mids = np.log((batch.bid + batch.ask) / 2.0)
         sym.q_ts = np.concatenate((sym.q_ts[keep:], batch.ts))
         sym.q_logmid = np.concatenate((sym.q_logmid[keep:], mids))
 
     def _roll_trades(self, sym: _SymbolState, batch: TradeBatch) -> None:
-        cut = int(batch.ts[-1]) - self._window_ns
+        cut = int(batch.ts[0]) - self._window_ns - self._max_md_ns
         keep = int(np.searchsorted(sym.t_ts, cut, "right"))
         sym.t_ts = np.concatenate((sym.t_ts[keep:], batch.ts))
         sym.t_price = np.concatenate((sym.t_price[keep:], batch.price))
@@ -757,11 +767,38 @@ class PaperBroker:
                           float(batch.bid_size[i]), float(batch.ask_size[i]))
 
     @staticmethod
-    def _quote_at(sym: _SymbolState, ts: int) -> _QuoteView | None:
-        """The quote in force at ``ts`` when no newer quote than ``sym.last`` has arrived."""
-        if sym.last is None or sym.last.ts > ts:
+    def _md(st: _OrderState) -> int:
+        return st.route.market_data_latency_ns if st.route else 0
+
+    def _keep_tail(self, sym: _SymbolState, batch: QuoteBatch, base: int) -> None:
+        """Keep the quotes needed to answer "which quote was visible at t" one latency back."""
+        if sym.tail is None or self._max_md_ns == 0:
+            merged, merged_base = batch, base
+        else:
+            t = sym.tail
+            merged = QuoteBatch(batch.symbol, np.concatenate((t.ts, batch.ts)), np.concatenate((t.bid, batch.bid)),
+                                np.concatenate((t.ask, batch.ask)), np.concatenate((t.bid_size, batch.bid_size)),
+                                np.concatenate((t.ask_size, batch.ask_size)))
+            merged_base = sym.tail_base
+        n = len(merged)
+        # the quote in force at (last - max latency) and everything after it
+        first = int(np.searchsorted(merged.ts, int(merged.ts[-1]) - self._max_md_ns, "right")) - 1
+        first = min(max(first, 0), n - 1)
+        sym.tail = merged.slice(first, n)
+        sym.tail_base = merged_base + first
+
+    @staticmethod
+    def _visible_quote(sym: _SymbolState, t: int, md: int) -> _QuoteView | None:
+        """The latest quote the venue simulator had received by ``t`` (exchange ts + ``md`` <= t),
+        with its time expressed in that same received-time scale."""
+        tail = sym.tail
+        if tail is None:
             return None
-        return sym.last
+        i = int(np.searchsorted(tail.ts, t - md, "right")) - 1
+        if i < 0:
+            return None
+        return _QuoteView(sym.tail_base + i, int(tail.ts[i]) + md, float(tail.bid[i]), float(tail.ask[i]),
+                          float(tail.bid_size[i]), float(tail.ask_size[i]))
 
     def _emit(self, ts: int, event: BrokerEvent) -> None:
         self._events.append((ts, self._emitted, event))

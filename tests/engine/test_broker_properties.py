@@ -25,11 +25,12 @@ from ifns_paper.engine.routes import FillModel, RouteSpec
 MS = 1_000_000
 ROUTES = {
     "TOUCH_WALK": RouteSpec("TOUCH_WALK", FillModel.TOUCH, beyond_displayed="walk", depth_impact_bps=1.5,
-                            insert_latency_ns=7 * MS, cancel_latency_ns=3 * MS, taker_bps=0.5, maker_bps=-0.1,
+                            insert_latency_ns=7 * MS, cancel_latency_ns=3 * MS, market_data_latency_ns=4 * MS, taker_bps=0.5, maker_bps=-0.1,
                             min_fee=0.01, stale_ns=400 * MS),
     "TOUCH_REST": RouteSpec("TOUCH_REST", FillModel.TOUCH, beyond_displayed="rest", insert_latency_ns=0,
                             stale_ns=400 * MS, touch_fill_probability=0.3),
     "VWAP": RouteSpec("VWAP", FillModel.VWAP, max_participation=0.2, interval_ns=50 * MS, insert_latency_ns=2 * MS,
+                      market_data_latency_ns=1 * MS,
                       stale_ns=400 * MS),
     "IMPACT": RouteSpec("IMPACT", FillModel.SQRT_IMPACT, impact_k=0.8, window_ns=500 * MS, stale_ns=400 * MS,
                         reject_probability=0.1, insert_latency_ns=1 * MS),
@@ -122,7 +123,8 @@ def test_broker_invariants(scenario):
                 assert (f.price <= order.limit_price) if order.side is Side.BUY else (f.price >= order.limit_price)
         if own and order.order_type is OrderType.MARKET and route.model is FillModel.TOUCH:
             # market orders under Touch never beat the touch in force at arrival
-            i = max(j for j in range(len(quotes)) if quotes.ts[j] <= arrival)
+            seen = arrival - route.market_data_latency_ns
+            i = max(j for j in range(len(quotes)) if quotes.ts[j] <= seen)
             first = own[0]
             if first.ts == arrival:
                 touch = quotes.ask[i] if order.side is Side.BUY else quotes.bid[i]

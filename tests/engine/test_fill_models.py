@@ -289,3 +289,37 @@ def test_walk_stops_at_the_deepest_synthetic_level():
     assert len(got) == MAX_WALK_LEVELS + 1
     assert got[-1].quantity == pytest.approx(1000 - MAX_WALK_LEVELS * 1e-9)
     assert got[-1].price == pytest.approx(100.0 * (1 + MAX_WALK_LEVELS * 1e-4))
+
+
+# --- market-data latency ----------------------------------------------------------------------------
+
+
+def test_market_data_latency_fills_on_the_last_quote_the_venue_had_received():
+    # Quotes at 0 and 8 ms; the order arrives at 10 ms. With 5 ms market-data latency the
+    # 8 ms quote is only seen at 13 ms, so the 0 ms quote is the one in force at arrival.
+    def fill_price(md_ms: int) -> float:
+        b = broker(insert_latency_ns=10 * MS, market_data_latency_ns=md_ms * MS)
+        b.on_quotes(quotes((0, 1.00, 1.01, 100, 100)))
+        b.submit(order(qty=1), 0)
+        return fills(b.on_quotes(quotes((8, 1.01, 1.02, 100, 100), (30, 1.05, 1.06, 100, 100))))[0].price
+
+    assert fill_price(0) == 1.02
+    assert fill_price(5) == 1.01
+
+
+def test_market_data_latency_delays_reactions_of_resting_orders():
+    b = broker(market_data_latency_ns=5 * MS)
+    b.on_quotes(quotes((0, 99.0, 99.5, 100, 100)))
+    b.submit(order(qty=10, kind=OrderType.LIMIT, limit=99.2), 10 * MS)
+    [fill] = fills(b.on_quotes(quotes((20, 99.0, 99.1, 100, 100))))  # through the limit at 20 ms
+    assert fill.ts == 25 * MS  # seen at 25 ms
+
+
+def test_staleness_counts_the_market_data_latency():
+    b = broker(market_data_latency_ns=300 * MS, stale_ns=500 * MS)
+    b.on_quotes(quotes((0, 99.0, 99.5, 100, 100)))
+    events = b.submit(order(qty=1), 400 * MS) + b.advance_to(400 * MS)
+    assert statuses(events)[-1] == "filled"  # the visible quote (0 ms) is 400 ms old: fine
+    events = b.submit(order("o2", qty=1), 600 * MS) + b.advance_to(600 * MS)
+    assert statuses(events, "o2")[-1] == "rejected"  # 600 ms old: stale
+    assert b.order("o2").reason == "stale_quote"
