@@ -12,6 +12,13 @@ non-decreasing time per symbol; ``advance_to(ts)`` says no data older than
 ``ts`` will come, which resolves arrivals, cancels, expiries and
 participation intervals on quiet markets.
 
+Market-data latency (per route) is the delay with which the venue simulator
+receives data: a quote stamped ``t`` by the exchange is seen at ``t + md``.
+The quote in force at an arrival is the latest one *seen* by then, resting
+orders react (and fill) when a quote is seen, and staleness is measured in
+exchange time. A real-time paper run has exactly this delay, so replay and
+real time agree.
+
 Fill models (per route, see ``config/policies/execution_routes.json``)
 --------------------------------------------------------------------
 * touch: market orders take the opposite touch up to its displayed size;
