@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check-config clean
+.PHONY: run test lint check-config bench clean
 
 run: $(STAMP)  ## set up everything and start web, worker, beat (and Redis if needed)
 	$(PY) -m ifns_paper.devserver
@@ -17,6 +17,20 @@ lint: $(STAMP)
 
 check-config: $(STAMP)
 	$(PY) manage.py paper_config check
+
+# Peers (NautilusTrader, backtrader) get their own virtualenv: the last NautilusTrader for
+# Python 3.11 pins pandas<3, which .venv must not get (see bench/README.md).
+PEERS_VENV  := bench/.venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+bench: $(STAMP) $(if $(PEERS),$(PEERS_STAMP),)  ## quotes/s of the Paper Broker (PEERS=1: also NautilusTrader, backtrader)
+	$(PY) -m bench.broker_bench $(if $(PEERS),--peers,) $(BENCH_ARGS)
+
+$(PEERS_STAMP): pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e '.[bench]'
+	touch $(PEERS_STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required" or 0)'

@@ -239,8 +239,9 @@ class PaperBroker:
         base = sym.quote_count
         if self._window_ns:  # before the orders: an arrival inside this batch sees the quotes up to it
             self._roll_quotes(sym, batch)
-        if sym.orders:
+        if sym.consumed:  # liquidity taken from quotes older than the last one is history
             sym.consumed = {k: v for k, v in sym.consumed.items() if k >= base - 1}
+        if sym.orders:
             for st in list(sym.orders):
                 self._run_quotes(st, sym, batch, base)
         n = len(batch)

@@ -8,7 +8,6 @@ in replay or in real time.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 
 _SCALE = float(1 << 64)
@@ -20,14 +19,29 @@ def uniform(seed: int, key: str, purpose: str, n: int = 0) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
-def fills_hash(fills: Iterable[dict]) -> str:
-    """sha256 over canonical fill records (LEAN-style order-list hash).
+class FillsHasher:
+    """sha256 over the fills in order (LEAN-style order-list hash), in constant memory.
 
-    Floats are written with ``repr`` (shortest round-trip form), so equal
-    hashes mean byte-identical fills.
+    Each fill contributes ``repr`` of its field values in ``Fill.as_dict()``
+    order plus a newline; ``repr`` of a float is its shortest round-trip form,
+    so equal hashes mean byte-identical fills, and the hash can be recomputed
+    from ``fills.ndjson``.
     """
-    h = hashlib.sha256()
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def add(self, values: tuple) -> None:
+        self._h.update(repr(values).encode())
+        self._h.update(b"\n")
+
+    def hexdigest(self) -> str:
+        return self._h.copy().hexdigest()
+
+
+def fills_hash(fills: Iterable[dict]) -> str:
+    """The hash of fill records as written to ``fills.ndjson``."""
+    hasher = FillsHasher()
     for fill in fills:
-        h.update(json.dumps(fill, sort_keys=True, separators=(",", ":")).encode())
-        h.update(b"\n")
-    return h.hexdigest()
+        hasher.add(tuple(fill.values()))
+    return hasher.hexdigest()

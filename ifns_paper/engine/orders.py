@@ -165,6 +165,11 @@ class Fill:
     liquidity: Liquidity
     route_id: str
 
+    def values(self) -> tuple:
+        """Field values in ``as_dict`` order (enums as their strings)."""
+        return (self.fill_id, self.client_order_id, self.symbol, self.side.value, self.ts, self.quantity,
+                self.price, self.arrival_mid, self.slippage_bps, self.fee, self.liquidity.value, self.route_id)
+
     def as_dict(self) -> dict:
         return {
             "fill_id": self.fill_id, "client_order_id": self.client_order_id, "symbol": self.symbol,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ifns_paper.engine.determinism import fills_hash
+from ifns_paper.engine.determinism import FillsHasher
 from ifns_paper.engine.ledger import Ledger
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.orders import BrokerAdapter, BrokerEvent, Fill, Order
@@ -43,7 +43,9 @@ class ReplayStats:
     fills: int = 0
     last_ts: int = 0
     slippage_bps: list[float] = field(default_factory=list)
+    #: every fill as a dict, only when the driver was asked to keep them (tests, small runs)
     fill_records: list[dict] = field(default_factory=list)
+    hasher: FillsHasher = field(default_factory=FillsHasher)
 
     def slippage_summary(self) -> dict:
         if not self.slippage_bps:
@@ -59,7 +61,7 @@ class ReplayStats:
 
     @property
     def fills_hash(self) -> str:
-        return fills_hash(self.fill_records)
+        return self.hasher.hexdigest()
 
 
 def interleave(batches: Iterable[Batch]) -> Iterator[Batch]:
@@ -89,10 +91,11 @@ class ReplayDriver:
     """Feeds data and scheduled orders to a broker and books fills in a ledger."""
 
     def __init__(self, broker: BrokerAdapter, ledger: Ledger, *, check_invariant: bool = True,
-                 on_event: Callable[[BrokerEvent], None] | None = None) -> None:
+                 keep_fills: bool = False, on_event: Callable[[BrokerEvent], None] | None = None) -> None:
         self.broker = broker
         self.ledger = ledger
         self.check_invariant = check_invariant
+        self.keep_fills = keep_fills
         self.on_event = on_event
         self.stats = ReplayStats()
         self._actions: list[tuple[int, int, ScheduledOrder | ScheduledCancel]] = []
@@ -169,7 +172,9 @@ class ReplayDriver:
                 self.stats.fills += 1
                 if not math.isnan(event.slippage_bps):
                     self.stats.slippage_bps.append(event.slippage_bps)
-                self.stats.fill_records.append(event.as_dict())
+                self.stats.hasher.add(event.values())
+                if self.keep_fills:
+                    self.stats.fill_records.append(event.as_dict())
                 if self.check_invariant:
                     self.ledger.check_invariant()
             if self.on_event is not None:

@@ -154,3 +154,12 @@ def test_a_broken_routes_file_names_the_field(tmp_path):
         call_command("paper_replay", "--quotes", str(MARKET / "btcusdt_quotes_2021-01-08.csv"),
                      "--orders", str(REPLAY / "btcusdt_orders.csv"), "--routes", str(routes),
                      "--out", str(tmp_path / "out"))
+
+
+def test_the_fills_hash_can_be_recomputed_from_fills_ndjson(tmp_path):
+    from ifns_paper.engine.determinism import fills_hash
+
+    summary = paper_replay.run(quotes=[MARKET / "eurusd_quotes_2020-01-01.csv"], orders=REPLAY / "eurusd_orders.csv",
+                               routes=ROUTES, out=tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "fills.ndjson").read_text().splitlines()]
+    assert fills_hash(records) == summary["fills_hash"]

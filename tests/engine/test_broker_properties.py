@@ -85,7 +85,7 @@ def run(quotes, trades, orders, cancels, chunk, seed=11):
     broker = PaperBroker(ROUTES, seed=seed)
     ledger = Ledger(1e6)
     events: list = []
-    driver = ReplayDriver(broker, ledger, on_event=events.append)
+    driver = ReplayDriver(broker, ledger, keep_fills=True, on_event=events.append)
     driver.schedule(orders)
     driver.schedule(cancels)
     pieces = [quotes.slice(i, i + chunk) for i in range(0, len(quotes), chunk)]

@@ -323,3 +323,11 @@ def test_staleness_counts_the_market_data_latency():
     events = b.submit(order("o2", qty=1), 600 * MS) + b.advance_to(600 * MS)
     assert statuses(events, "o2")[-1] == "rejected"  # 600 ms old: stale
     assert b.order("o2").reason == "stale_quote"
+
+
+def test_liquidity_bookkeeping_does_not_grow_with_the_number_of_quotes():
+    b = broker()
+    for i in range(50):
+        b.on_quotes(quotes((i, 99.0, 100.0, 10, 10)))
+        b.submit(order(f"o{i}", qty=1), i * MS)
+    assert len(b._symbols["EURUSD"].consumed) <= 2  # the previous quote and the current one
