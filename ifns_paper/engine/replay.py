@@ -106,6 +106,12 @@ class ReplayDriver:
             heapq.heappush(self._actions, (item.ts, self._n, item))
             self._n += 1
 
+    def drop_scheduled(self) -> list[ScheduledOrder | ScheduledCancel]:
+        """Forget every scheduled action not yet run (e.g. TWAP slices after a halt)."""
+        dropped = [item for _, _, item in sorted(self._actions)]
+        self._actions.clear()
+        return dropped
+
     def feed(self, batch: Batch) -> None:
         """Deliver one batch, submitting scheduled actions at their times inside it."""
         ts = batch.ts
@@ -119,13 +125,13 @@ class ReplayDriver:
             if next_at is None or next_at >= last:
                 if start < n:
                     self._deliver(batch if start == 0 else batch.slice(start, n))
-                self._run_actions(until=last, inclusive=True)
+                self.run_actions(until=last, inclusive=True)
                 break
             cut = int(np.searchsorted(ts, next_at, "right"))  # rows at or before the action
             if cut > start:
                 self._deliver(batch.slice(start, cut))
                 start = cut
-            self._run_actions(until=int(ts[cut]), inclusive=False)  # nothing else happens before row `cut`
+            self.run_actions(until=int(ts[cut]), inclusive=False)  # nothing else happens before row `cut`
         self.stats.last_ts = max(self.stats.last_ts, last)
 
     def finish(self, end_ts: int | None = None, *, cancel_working: bool = True) -> None:
@@ -133,39 +139,39 @@ class ReplayDriver:
         end = self.stats.last_ts if end_ts is None else end_ts
         while self._actions and self._actions[0][0] <= end:
             at = self._actions[0][0]
-            self._handle(self.broker.advance_to(at))
-            self._run_actions(until=at, inclusive=True)
-        self._handle(self.broker.advance_to(end))
+            self.handle(self.broker.advance_to(at))
+            self.run_actions(until=at, inclusive=True)
+        self.handle(self.broker.advance_to(end))
         if cancel_working:
             working = [v.order.client_order_id for v in self.broker.working_orders()]
             for coid in working:
-                self._handle(self.broker.cancel(coid, end))
-            self._handle(self.broker.advance_to(end + 3_600 * 1_000_000_000))
+                self.handle(self.broker.cancel(coid, end))
+            self.handle(self.broker.advance_to(end + 3_600 * 1_000_000_000))
 
     # --- internals -------------------------------------------------------------------
 
-    def _run_actions(self, *, until: int, inclusive: bool) -> None:
+    def run_actions(self, *, until: int, inclusive: bool) -> None:
         while self._actions and (self._actions[0][0] <= until if inclusive else self._actions[0][0] < until):
             _, _, action = heapq.heappop(self._actions)
             if isinstance(action, ScheduledOrder):
                 self.stats.orders += 1
-                self._handle(self.broker.submit(action.order, action.ts))
+                self.handle(self.broker.submit(action.order, action.ts))
             else:
-                self._handle(self.broker.cancel(action.client_order_id, action.ts))
+                self.handle(self.broker.cancel(action.client_order_id, action.ts))
             self.stats.last_ts = max(self.stats.last_ts, action.ts)
 
     def _deliver(self, batch: Batch) -> None:
         if isinstance(batch, QuoteBatch):
             self.stats.quotes += len(batch)
             events = self.broker.on_quotes(batch)
-            self._handle(events)
+            self.handle(events)
             i = len(batch) - 1
             self.ledger.mark(batch.symbol, (float(batch.bid[i]) + float(batch.ask[i])) / 2.0)
         else:
             self.stats.trades += len(batch)
-            self._handle(self.broker.on_trades(batch))
+            self.handle(self.broker.on_trades(batch))
 
-    def _handle(self, events: list[BrokerEvent]) -> None:
+    def handle(self, events: list[BrokerEvent]) -> None:
         for event in events:
             if isinstance(event, Fill):
                 self.ledger.apply_fill(event)

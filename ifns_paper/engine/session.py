@@ -1,0 +1,256 @@
+"""One paper session's decision chain: features → MSI → DRA → EI → broker → ledger.
+
+The same object runs a real-time session (a Celery step feeds it the new
+stream entries) and a strategy replay (a file fed as fast as possible): only
+the clock and the feed differ. It returns telemetry records (spec §6.1) in
+time order; the caller numbers and stores them.
+
+Per quote batch of a symbol:
+ 1. features and MSI signals for every quote (vectorized);
+ 2. rebalancing points (proposals) found by the blend;
+ 3. for each proposal, in time order: the broker gets the quotes up to it,
+    then the decision is taken at ``quote time + market-data latency`` with
+    the position and open orders *then*: the order quantity is the target
+    minus position and open orders, rounded to lots; DRA approves, reduces
+    or denies it; EI turns an approved quantity into child orders sent at
+    their times (TWAP slices later);
+ 4. the rest of the batch goes to the broker; fills book into the ledger.
+
+Automatic brakes: every DRA breach feeds the cooldown; a drawdown breach
+moves the session's kill switch to ``on_drawdown`` (REDUCING by default);
+HALTED cancels working orders.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ifns_paper.engine.broker import DAY_NS, PaperBroker
+from ifns_paper.engine.controls import Cooldown, CooldownPolicy, KillSwitches, SwitchState
+from ifns_paper.engine.dra import Exposure, OrderIntent, RiskGate, RiskLimits, Verdict
+from ifns_paper.engine.ei import ExecutionPolicy, child_orders
+from ifns_paper.engine.features import FeatureEngine, FeatureSpec
+from ifns_paper.engine.ledger import Ledger
+from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
+from ifns_paper.engine.msi import Blend, Model, Proposal, Sizing
+from ifns_paper.engine.orders import Fill, Incident, OrderEvent, OrderStatus, OrderType, Side
+from ifns_paper.engine.replay import ReplayDriver, ScheduledOrder
+from ifns_paper.engine.routes import RouteSpec
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryRecord:
+    type: str
+    ts: int
+    payload: dict
+
+
+@dataclass
+class SessionSetup:
+    session_id: str
+    lane: str
+    strategy_id: str
+    models: list[tuple[Model, float]]
+    limits: RiskLimits
+    policy: ExecutionPolicy
+    routes: dict[str, RouteSpec]
+    vol_target: float = 1e-4
+    budget_fraction: float = 0.25  # of lane capital per symbol, capped by the position limit
+    lot_sizes: dict[str, float] = field(default_factory=dict)
+    default_lot_size: float = 1.0
+    min_change_lots: float = 1.0
+    min_interval_ns: int = 1_000_000_000
+    cooldown: CooldownPolicy = field(default_factory=CooldownPolicy)
+    on_drawdown: SwitchState = SwitchState.REDUCING
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+    starting_cash: float | None = None  # default: the lane capital
+    initial_positions: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seed: int = 0
+
+
+class SessionEngine:
+    def __init__(self, setup: SessionSetup) -> None:
+        self.setup = setup
+        self.features = FeatureEngine(setup.features)
+        limits = setup.limits
+        budget = min(limits.max_position_notional, setup.budget_fraction * limits.capital)
+        self._sizing = {}  # per symbol (lot sizes differ)
+        self._budget = budget
+        self.blends: dict[str, Blend] = {}
+        self.gate = RiskGate(limits)
+        self.switches = KillSwitches()
+        self.cooldown = Cooldown(setup.cooldown)
+        self.broker = PaperBroker(setup.routes, seed=setup.seed)
+        cash = limits.capital if setup.starting_cash is None else setup.starting_cash
+        self.ledger = Ledger(cash, setup.initial_positions)
+        self.driver = ReplayDriver(self.broker, self.ledger, on_event=self._on_broker_event)
+        self.route = setup.routes[setup.policy.route_id]
+        self.day = -1
+        self.day_start_equity = self.ledger.starting_capital
+        self.peak_equity = self.ledger.starting_capital
+        self.decisions = 0
+        self._out: list[TelemetryRecord] = []
+        self._quotes: dict[str, tuple[float, float]] = {}  # symbol -> (bid, ask) last delivered
+
+    # --- feeding ---------------------------------------------------------------------------
+
+    def on_quotes(self, batch: QuoteBatch) -> list[TelemetryRecord]:
+        if len(batch) == 0:
+            return []
+        frame = self.features.update(batch)
+        blend = self._blend(batch.symbol)
+        cursor = 0
+        for proposal in blend.proposals(frame):
+            j = proposal.index
+            self._deliver(batch.slice(cursor, j + 1))
+            cursor = j + 1
+            self._emit("msi_proposal", proposal.ts, proposal.payload())
+            self._decide(proposal, proposal.ts + self.route.market_data_latency_ns)
+        if cursor < len(batch):
+            self._deliver(batch.slice(cursor, len(batch)))
+        self._after_data(int(batch.ts[-1]))
+        return self._drain()
+
+    def on_trades(self, batch: TradeBatch) -> list[TelemetryRecord]:
+        if len(batch) == 0:
+            return []
+        self.features.update_trades(batch)
+        self.driver.feed(batch)
+        self._after_data(int(batch.ts[-1]))
+        return self._drain()
+
+    def advance_to(self, ts: int) -> list[TelemetryRecord]:
+        self.driver.handle(self.broker.advance_to(ts))
+        self._after_data(ts)
+        return self._drain()
+
+    def set_switch(self, scope: str, state: SwitchState | str, *, ts: int, actor: str, reason: str
+                   ) -> list[TelemetryRecord]:
+        change = self.switches.set(scope, state, ts=ts, actor=actor, reason=reason)
+        if change is not None:
+            self._emit("kill_switch_change", ts, change.payload())
+            self._apply_switch(ts)
+        return self._drain()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _blend(self, symbol: str) -> Blend:
+        blend = self.blends.get(symbol)
+        if blend is None:
+            s = self.setup
+            lot = s.lot_sizes.get(symbol, s.default_lot_size)
+            sizing = Sizing(self._budget, s.vol_target, lot, s.min_change_lots, s.min_interval_ns)
+            blend = self.blends[symbol] = Blend(s.models, sizing, id_prefix=f"{s.session_id}-{symbol}")
+        return blend
+
+    def _deliver(self, batch: QuoteBatch) -> None:
+        self.driver.feed(batch)
+        i = len(batch) - 1
+        self._quotes[batch.symbol] = (float(batch.bid[i]), float(batch.ask[i]))
+
+    def _exposure(self) -> Exposure:
+        positions = {s: p.quantity for s, p in self.ledger.positions.items()}
+        marks = {s: p.mark for s, p in self.ledger.positions.items() if not math.isnan(p.mark)}
+        open_orders: dict[str, float] = {}
+        for view in self.broker.working_orders():
+            o = view.order
+            open_orders[o.symbol] = open_orders.get(o.symbol, 0.0) + o.side.sign * view.leaves_quantity
+        equity = self.ledger.equity
+        return Exposure(positions, open_orders, marks, equity, self.day_start_equity, self.peak_equity)
+
+    def _decide(self, proposal: Proposal, now: int) -> None:
+        s = self.setup
+        symbol = proposal.symbol
+        self._roll_day(now)
+        exposure = self._exposure()
+        lot = self._blend(symbol).sizing.lot_size
+        delta = proposal.target_qty - exposure.pending(symbol)
+        qty = math.floor(abs(delta) / lot + 1e-9) * lot
+        if qty <= 0:
+            return
+        side = Side.BUY if delta > 0 else Side.SELL
+        bid, ask = self._quotes[symbol]
+        if s.policy.order_type is OrderType.LIMIT:
+            offset = s.policy.limit_offset_bps / 1e4
+            price = bid * (1 - offset) if side is Side.BUY else ask * (1 + offset)
+        else:
+            price = ask if side is Side.BUY else bid
+        self.decisions += 1
+        decision_id = f"{s.session_id}-d{self.decisions}"
+        intent = OrderIntent(proposal.proposal_id, symbol, side, qty, price, proposal.mid, now, lot)
+        switch = self.switches.effective(lane=s.lane, session=s.session_id)
+        decision = self.gate.evaluate(intent, exposure, switch=switch, cooling=self.cooldown.active(now),
+                                      decision_id=decision_id)
+        self._emit("dra_decision", now, decision.payload())
+        for breach in decision.breaches:
+            self._emit("risk_breach", now, {"decision_id": decision_id, "symbol": symbol, **breach.payload()})
+            change = self.cooldown.on_breach(now)
+            if change is not None:
+                self._emit("cooldown_state_change", now, change.payload())
+            if breach.kind == "max_drawdown":
+                self._switch_auto(now, f"drawdown {breach.value:.2f}% >= {breach.limit}%")
+        if decision.verdict is Verdict.DENY:
+            return
+        for child in child_orders(s.policy, decision_id=decision_id, symbol=symbol, side=side,
+                                  quantity=decision.approved_quantity, bid=bid, ask=ask, now=now, lot_size=lot,
+                                  session_id=s.session_id, lane=s.lane, strategy_id=s.strategy_id):
+            self.gate.record_order(child.send_at, symbol, side, child.order.quantity)
+            self.driver.schedule([ScheduledOrder(child.send_at, child.order)])
+        # Children due now go out before any later data.
+        self.driver.run_actions(until=now, inclusive=True)
+
+    def _switch_auto(self, ts: int, reason: str) -> None:
+        change = self.switches.set(f"session:{self.setup.session_id}", self.setup.on_drawdown, ts=ts,
+                                   actor="dra", reason=reason)
+        if change is not None:
+            self._emit("kill_switch_change", ts, change.payload())
+            self._apply_switch(ts)
+
+    def _apply_switch(self, ts: int) -> None:
+        if self.switches.effective(lane=self.setup.lane, session=self.setup.session_id) is SwitchState.HALTED:
+            self.driver.drop_scheduled()  # slices not yet sent are never sent
+            for view in self.broker.working_orders():
+                self.driver.handle(self.broker.cancel(view.order.client_order_id, max(ts, self.driver.stats.last_ts)))
+
+    def _after_data(self, ts: int) -> None:
+        self._roll_day(ts)
+        equity = self.ledger.equity
+        self.peak_equity = max(self.peak_equity, equity)
+        change = self.cooldown.on_equity(ts, equity)
+        if change is not None:
+            self._emit("cooldown_state_change", ts, change.payload())
+        end = self.cooldown.expire(ts)
+        if end is not None:
+            self._emit("cooldown_state_change", end.ts, end.payload())
+
+    def _roll_day(self, ts: int) -> None:
+        day = ts // DAY_NS
+        if day != self.day:
+            self.day = day
+            self.day_start_equity = self.ledger.equity
+
+    def _on_broker_event(self, event) -> None:
+        if isinstance(event, Fill):
+            pos = self.ledger.positions[event.symbol]
+            self._emit("order_filled", event.ts, {**event.as_dict(), "position": pos.quantity,
+                                                  "avg_cost": pos.avg_cost, "cash": self.ledger.cash})
+        elif isinstance(event, OrderEvent):
+            if event.status is OrderStatus.NEW:
+                o = self.broker.order(event.client_order_id).order
+                self._emit("order_submitted", event.ts, {
+                    "client_order_id": o.client_order_id, "decision_id": o.decision_id, "symbol": o.symbol,
+                    "side": str(o.side), "quantity": o.quantity, "type": str(o.order_type),
+                    "tif": str(o.time_in_force), "limit_price": o.limit_price, "route_id": o.route_id,
+                    "policy_id": o.policy_id})
+            elif event.status is OrderStatus.REJECTED:
+                self._emit("order_rejected", event.ts, event.as_dict())
+        elif isinstance(event, Incident):
+            pass  # the rejection itself is reported through order_rejected
+
+    def _emit(self, kind: str, ts: int, payload: dict) -> None:
+        self._out.append(TelemetryRecord(kind, ts, payload))
+
+    def _drain(self) -> list[TelemetryRecord]:
+        out, self._out = self._out, []
+        return out
