@@ -194,8 +194,7 @@ class RiskGate:
             ("max_order_notional", lim.max_order_notional / price, lim.max_order_notional, qty * price),
             ("max_order_quantity", lim.max_order_quantity, lim.max_order_quantity, qty),
         ]
-        if reducing:
-            caps.append(("no_flip_when_reducing", abs(pre), abs(pre), qty))
+        approved_cap = abs(pre) if reducing else math.inf  # reducing orders never flip: a cap, not a breach
         if not reducing:
             gross_other, net_other = exposure.others(intent.symbol)
             post_value = abs(pre + sign * qty) * price
@@ -209,13 +208,15 @@ class RiskGate:
                 ("capital_budget", (lim.capital - gross_other) / price - sign * pre,
                  lim.capital, gross_other + post_value),
             ]
-        approved = qty
+        approved = min(qty, approved_cap)
         for gate, cap, limit, value in caps:
             if qty > cap + 1e-9 * max(1.0, qty):
                 reasons.append(gate)
                 breaches.append(Breach(gate, limit, value, f"requested {qty:g} > allowed {max(cap, 0.0):g}"))
                 approved = min(approved, max(cap, 0.0))
         if approved < qty:
+            if approved_cap < qty:
+                reasons.append("reduce_only_to_flat")
             approved = _floor_lot(approved, intent.lot_size)
             if approved <= 0:
                 return decide(Verdict.DENY, 0.0)

@@ -111,6 +111,7 @@ def test_kill_switch_states():
     assert evaluate(intent(10), e, switch=SwitchState.REDUCING).reasons == ("kill_switch_reducing",)
     d = evaluate(intent(150, side=Side.SELL), e, switch=SwitchState.REDUCING)
     assert (d.verdict, d.approved_quantity) == (Verdict.REDUCE, 100.0)  # reduces, never flips
+    assert d.reasons == ("reduce_only_to_flat",) and d.breaches == ()  # a cap, not a limit hit
 
 
 def test_cooldown_blocks_new_risk_only():

@@ -132,11 +132,14 @@ def test_drawdown_breach_moves_the_session_to_reducing():
 def test_cooldown_after_breaches_is_reported_on_and_off():
     quotes, trades = market(10_000)
     engine = SessionEngine(setup(vol_target=1.0, budget_fraction=1.0,
-                                 cooldown=CooldownPolicy(max_breaches=2, window_ns=60_000 * MS,
+                                 cooldown=CooldownPolicy(max_breaches=1, window_ns=60_000 * MS,
                                                          duration_ns=30_000 * MS)))
     events = run(engine, quotes, trades, 1000)
-    states = [e.payload["active"] for e in events if e.type == "cooldown_state_change"]
-    assert states[:2] == [True, False]
+    changes = [e for e in events if e.type == "cooldown_state_change"]
+    assert [c.payload["active"] for c in changes[:2]] == [True, False]
+    assert changes[1].ts - changes[0].ts == 30_000 * MS  # over exactly on time
+    during = [e.payload for e in events if e.type == "dra_decision" and changes[0].ts < e.ts < changes[1].ts]
+    assert all("cooldown" in d["reasons"] or d["risk_reducing"] for d in during)
 
 
 def test_a_user_supplied_model_by_dotted_path():
