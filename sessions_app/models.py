@@ -130,6 +130,7 @@ class PaperSession(TimeStamped):
     end_target = models.JSONField(null=True, blank=True)
     benchmark = models.CharField(max_length=100)
     tags = models.JSONField(default=list)
+    sizing = models.JSONField(default=dict, help_text="MSI sizing: vol target, budget fraction, lot sizes")
     config_file = models.CharField(max_length=500, blank=True)
     config_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the definition")
 
@@ -202,3 +203,46 @@ class ChangeLogEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("change log entries are append-only")
+
+
+class SessionCheckpoint(models.Model):
+    """Where a running session's steps stand: stream offsets and the engine state.
+
+    Written in the same transaction as the step's orders, fills and events,
+    so a step redelivered after a crash starts from the last committed point.
+    ``engine_state`` is a pickle of the session engine, written and read only
+    by this application.
+    """
+
+    session = models.OneToOneField(PaperSession, on_delete=models.CASCADE, related_name="checkpoint")
+    offsets = models.JSONField(default=dict, help_text="stream key -> last consumed entry id")
+    engine_state = models.BinaryField()
+    steps = models.PositiveBigIntegerField(default=0)
+    data_ts = models.BigIntegerField(default=0, help_text="exchange time of the newest data consumed, epoch ns")
+    cash = models.FloatField(default=0.0)
+    equity = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session_id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint of {self.session_id} after {self.steps} steps"
+
+
+class KillSwitch(models.Model):
+    """A kill switch at global, lane or session scope (``global``, ``lane:<name>``, ``session:<id>``)."""
+
+    scope = models.CharField(max_length=120, unique=True)
+    state = models.CharField(max_length=16, default="active")
+    actor = models.CharField(max_length=150)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope"]
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.state}"

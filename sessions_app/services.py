@@ -252,6 +252,7 @@ def _definition_values(definition: SessionDefinition, *, bundle: ConfigBundle, c
         "end_target": definition.end.target.model_dump(mode="json", exclude_none=True) if definition.end.target else None,
         "benchmark": definition.benchmark,
         "tags": list(definition.tags),
+        "sizing": definition.sizing.model_dump(mode="json"),
         "config_file": config_file,
         "config_hash": definition_hash(definition),
     }

@@ -403,6 +403,24 @@ class EndConditions(Strict):
         return int(parse_duration(self.duration).total_seconds())
 
 
+class SessionSizing(Strict):
+    """How MSI turns signals into positions (see ``ifns_paper/engine/msi.py``)."""
+
+    vol_target: float = Field(default=1e-4, gt=0, description="per-tick log-return std at full budget")
+    budget_fraction: float = Field(default=0.25, gt=0, le=1, description="of lane capital per symbol")
+    lot_sizes: dict[Symbol, float] = Field(default_factory=dict, description="order size step per symbol")
+    min_change_lots: float = Field(default=1.0, gt=0)
+    min_interval_s: float = Field(default=1.0, ge=0, description="at most one proposal per symbol per interval")
+
+    @field_validator("lot_sizes")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [s for s, lot in value.items() if not lot > 0]
+        if bad:
+            raise ValueError(f"lot sizes must be positive: {', '.join(bad)}")
+        return value
+
+
 class SessionDefinition(Strict):
     """One ``config/paper_trading/session_<name>.yaml``."""
 
@@ -420,6 +438,7 @@ class SessionDefinition(Strict):
     end: EndConditions
     benchmark: str = Field(min_length=1, max_length=100)
     tags: list[Identifier] = []
+    sizing: SessionSizing = SessionSizing()
 
     @model_validator(mode="after")
     def _weights(self) -> SessionDefinition:

@@ -20,23 +20,23 @@ def uniform(seed: int, key: str, purpose: str, n: int = 0) -> float:
 
 
 class FillsHasher:
-    """sha256 over the fills in order (LEAN-style order-list hash), in constant memory.
+    """A hash chain over the fills in order (LEAN-style order-list hash), in constant memory.
 
     Each fill contributes ``repr`` of its field values in ``Fill.as_dict()``
-    order plus a newline; ``repr`` of a float is its shortest round-trip form,
-    so equal hashes mean byte-identical fills, and the hash can be recomputed
-    from ``fills.ndjson``.
+    order: ``h = sha256(h + repr(values))``, starting from 32 zero bytes.
+    ``repr`` of a float is its shortest round-trip form, so equal hashes mean
+    byte-identical fills; the state is 32 bytes (picklable, unlike a running
+    ``hashlib`` object), and the hash can be recomputed from ``fills.ndjson``.
     """
 
     def __init__(self) -> None:
-        self._h = hashlib.sha256()
+        self._digest = bytes(32)
 
     def add(self, values: tuple) -> None:
-        self._h.update(repr(values).encode())
-        self._h.update(b"\n")
+        self._digest = hashlib.sha256(self._digest + repr(values).encode()).digest()
 
     def hexdigest(self) -> str:
-        return self._h.copy().hexdigest()
+        return self._digest.hex()
 
 
 def fills_hash(fills: Iterable[dict]) -> str:

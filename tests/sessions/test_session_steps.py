@@ -1,0 +1,157 @@
+"""Real-time steps against real Redis Streams and the database."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import redis as redis_lib
+from django.conf import settings
+
+from broker_app.models import PaperFill, PaperOrder, PaperPosition
+from ifns_paper import marketbus
+from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
+from ifns_paper.engine.replay import interleave
+from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
+from sessions_app.services import session_transition
+from sessions_app.steps import build_engine, session_step
+from telemetry_app.models import TelemetryEvent
+
+SID = "research_fx_momentum_v13"  # feed synthetic_fx, EURUSD GBPUSD USDJPY, policy immediate
+MS = 1_000_000
+
+
+@pytest.fixture
+def client():
+    c = redis_lib.Redis.from_url(settings.REDIS_URL)
+    for key in c.scan_iter("ifns:md:*"):
+        c.delete(key)
+    yield c
+    for key in c.scan_iter("ifns:md:*"):
+        c.delete(key)
+    c.close()
+
+
+def market(n, seed=5, symbol="EURUSD", t0=1_764_000_000_000_000_000):
+    rng = np.random.default_rng(seed)
+    drift = np.where(np.arange(n) < n // 2, 3e-6, -3e-6)
+    mid = 1.1 * np.exp(np.cumsum(drift + rng.normal(0, 3e-5, n)))
+    half = 0.00001 * rng.integers(1, 3, n)
+    ts = t0 + np.arange(n) * 50 * MS
+    size = rng.integers(1, 50, n) * 100_000.0
+    quotes = QuoteBatch.from_arrays(symbol, ts, mid - half, mid + half, size, size)
+    trades = TradeBatch.from_arrays(symbol, ts[::5] + 1, mid[::5], rng.integers(1, 20, len(ts[::5])) * 1e5,
+                                    rng.choice([-1, 1], len(ts[::5])))
+    return list(interleave([quotes, trades]))
+
+
+def publish(client, batches, start, stop):
+    """Publish rows [start, stop) of the interleaved stream, in order."""
+    out, seen = [], 0
+    for b in batches:
+        lo, hi = max(start - seen, 0), min(stop - seen, len(b))
+        if lo < hi:
+            out.append(b.slice(lo, hi))
+        seen += len(b)
+    marketbus.publish(client, "synthetic_fx", out)
+
+
+def consistent(session_id):
+    fills = PaperFill.objects.filter(session__session_id=session_id)
+    net = sum(f.quantity * (1 if f.side == "buy" else -1) for f in fills)
+    pos = PaperPosition.objects.filter(session__session_id=session_id, symbol="EURUSD").first()
+    assert (pos.quantity if pos else 0.0) == pytest.approx(net)
+    for order in PaperOrder.objects.filter(session__session_id=session_id):
+        assert sum(f.quantity for f in order.fills.all()) == pytest.approx(order.filled_quantity)
+    seqs = list(TelemetryEvent.objects.filter(session__session_id=session_id).values_list("sequence", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_steps_trade_on_streamed_data_and_write_everything_consistently(bundle, client):
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(6000)
+    total = sum(len(b) for b in data)
+    for start in range(0, total, 700):  # the feed publishes, a step follows
+        publish(client, data, start, start + 700)
+        session_step(session_id=SID, client=client)
+    kinds = set(TelemetryEvent.objects.filter(session__session_id=SID).values_list("event_type", flat=True))
+    assert {"paper_session_state_change", "msi_proposal", "dra_decision", "order_submitted",
+            "order_filled"} <= kinds
+    assert PaperFill.objects.filter(session__session_id=SID).exists()
+    consistent(SID)
+    assert all(e.env == "paper" and e.lane == "paper_research"
+               for e in TelemetryEvent.objects.filter(session__session_id=SID))
+    checkpoint = SessionCheckpoint.objects.get(session__session_id=SID)
+    engine = pickle.loads(checkpoint.engine_state)
+    engine.ledger.check_invariant()
+    # a step without new data changes nothing
+    before = (TelemetryEvent.objects.count(), PaperFill.objects.count())
+    assert session_step(session_id=SID, client=client).skipped == "no new data"
+    assert (TelemetryEvent.objects.count(), PaperFill.objects.count()) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_that_dies_before_commit_leaves_nothing_and_the_retry_matches(bundle, client, monkeypatch):
+    from sessions_app import steps
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(3000)
+    publish(client, data, 0, 10_000)
+
+    real = steps._save_switches
+    monkeypatch.setattr(steps, "_save_switches", lambda *a: (_ for _ in ()).throw(RuntimeError("worker died")))
+    with pytest.raises(RuntimeError):
+        session_step(session_id=SID, client=client)
+    assert PaperFill.objects.count() == 0 and not SessionCheckpoint.objects.exists()
+    assert TelemetryEvent.objects.filter(session__session_id=SID).count() == 2  # register + start only
+    monkeypatch.setattr(steps, "_save_switches", real)
+    session_step(session_id=SID, client=client)
+    retried = list(TelemetryEvent.objects.filter(session__session_id=SID).values_list("event_type", "payload"))
+
+    # An uninterrupted replay of the same stream makes the same events.
+    session = PaperSession.objects.get(session_id=SID)
+    engine = build_engine(session)
+    replayed = []
+    for batch in data:
+        replayed += engine.on_quotes(batch) if isinstance(batch, QuoteBatch) else engine.on_trades(batch)
+    assert retried[2:] == [(r.type, r.payload) for r in replayed]
+    consistent(SID)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_halted_session_sends_nothing_new(bundle, client):
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(4000)
+    publish(client, data, 0, 2000)
+    session_step(session_id=SID, client=client)
+    orders_before = PaperOrder.objects.count()
+    KillSwitch.objects.create(scope="global", state="halted", actor="ops", reason="test")
+    publish(client, data, 2000, 10_000)
+    session_step(session_id=SID, client=client)
+    assert PaperOrder.objects.count() == orders_before
+    denials = TelemetryEvent.objects.filter(session__session_id=SID, event_type="dra_decision",
+                                            payload__verdict="DENY")
+    assert denials.exists() and all(d.payload["reasons"] == ["kill_switch_halted"] for d in
+                                    TelemetryEvent.objects.filter(event_type="dra_decision", sequence__gt=0,
+                                                                  payload__verdict="DENY"))
+
+
+def test_malformed_stream_entries_are_skipped_and_named(client):
+    key = marketbus.stream_key("synthetic_fx", "EURUSD")
+    client.xadd(key, {"k": "q", "ts": 1, "b": "1.1", "a": "1.2", "bs": "1", "as": "1"})
+    bad_id = client.xadd(key, {"k": "q", "ts": 2, "b": "oops", "a": "1.2", "bs": "1", "as": "1"}).decode()
+    client.xadd(key, {"k": "t", "ts": 3, "p": "1.15", "s": "5"})
+    read = marketbus.read(client, key, "EURUSD", after=None)
+    assert read.rows == 1
+    assert read.bad == [f"{key}@{bad_id}: b: not a number: 'oops'",
+                        f"{key}@{read.last_id}: g: missing field"]
