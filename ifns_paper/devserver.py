@@ -2,7 +2,9 @@
 
 1. Make sure Redis answers at ``REDIS_URL`` (start a local one if not).
 2. ``manage.py ifns_setup``: migrate, load the shipped config, demo admin.
-3. ``honcho start``: ASGI web server, Celery worker, Celery beat (``Procfile``).
+   Demo sessions (tagged ``demo``) are started.
+3. ``honcho start``: ASGI web server, Celery worker, Celery beat and the
+   synthetic feeds (``Procfile``).
    Ctrl-C (SIGINT) or SIGTERM stops all of them, then the Redis we started.
 """
 
@@ -43,7 +45,8 @@ def main() -> int:
 
     honcho = None
     try:
-        setup = subprocess.run([sys.executable, str(ROOT / "manage.py"), "ifns_setup"], env=env, cwd=ROOT)
+        setup = subprocess.run([sys.executable, str(ROOT / "manage.py"), "ifns_setup", "--start-demo"],
+                               env=env, cwd=ROOT)
         if setup.returncode != 0:
             return setup.returncode
         print(f"\n  IFNS Paper (PAPER: simulated capital) → open http://127.0.0.1:{port}/\n", flush=True)

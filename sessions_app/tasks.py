@@ -1,10 +1,17 @@
-"""Celery tasks of sessions_app: thin wrappers that call one service each."""
+"""Celery tasks of sessions_app: thin wrappers that call one service each.
+
+Periodic tasks (beat) are listed in ``CELERY_BEAT_SCHEDULE`` (settings/base.py),
+each with an expiry so a backlog never replays stale ticks.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
+from sessions_app import scheduler
 from sessions_app.registry import registry_export, registry_in_sync
+from sessions_app.steps import session_step
 
 
 @shared_task(ignore_result=True)
@@ -18,3 +25,19 @@ def registry_sync() -> bool:
         return False
     registry_export()
     return True
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def session_step_task(session_id: str) -> dict:
+    """One step of a running session; re-enqueues itself while data keeps coming."""
+    scheduler.step_started(session_id)
+    result = session_step(session_id=session_id, client=scheduler.redis_client())
+    if result.rows and not result.skipped:
+        scheduler.step_enqueue(session_id)  # more may have arrived meanwhile (coalesced)
+    return {"rows": result.rows, "events": result.events, "fills": result.fills, "skipped": result.skipped}
+
+
+@shared_task(ignore_result=True)
+def sessions_tick() -> dict:
+    """Periodic (beat, every second): start due sessions, end finished ones, step running ones."""
+    return scheduler.sessions_tick(now=timezone.now())

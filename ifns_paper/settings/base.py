@@ -138,6 +138,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # but never while the original could still be running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_BEAT_SCHEDULE = {
+    "sessions-tick": {
+        "task": "sessions_app.tasks.sessions_tick",
+        "schedule": 1.0,
+        "options": {"expires": 2},
+    },
     "registry-sync": {
         "task": "sessions_app.tasks.registry_sync",
         "schedule": 60.0,

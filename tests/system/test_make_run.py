@@ -3,6 +3,7 @@ Celery ping, and stops cleanly on Ctrl-C (SIGINT)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -75,10 +76,21 @@ def test_make_run_serves_the_overview_and_a_celery_worker(tmp_path):
             time.sleep(1)
         assert ping is not None and "pong" in ping.stdout, ping.stdout + ping.stderr
 
+        # The demo sessions trade on paper within a minute: fills show up in the telemetry API.
+        filled = []
+        trade_deadline = time.monotonic() + 60
+        while time.monotonic() < trade_deadline and not filled:
+            _, body = _get(f"http://127.0.0.1:{port}/api/sessions/research_fx_momentum_v13/events/"
+                           "?type=order_filled")
+            filled = json.loads(body)["events"]
+            time.sleep(1)
+        assert filled, "no paper fill within a minute of start"
+        assert filled[0]["env"] == "paper" and filled[0]["payload"]["quantity"] > 0
+
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         output, _ = proc.communicate(timeout=60)
         assert "open http://127.0.0.1:" in output
-        for name in ("web.1", "worker.1", "beat.1"):
+        for name in ("web.1", "worker.1", "beat.1", "feed.1"):
             assert f"{name} stopped" in output, output[-2000:]
         assert not _port_open(port), "web server still listening after Ctrl-C"
     finally:

@@ -10,6 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from sessions_app.models import PaperSession
+from sessions_app.services import session_transition
+
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "paper-admin"  # dev only: refused unless DEBUG is on
 
@@ -19,11 +22,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-demo-user", action="store_true")
+        parser.add_argument("--start-demo", action="store_true",
+                            help="start the scheduled sessions tagged 'demo' (make run)")
 
-    def handle(self, *args, no_demo_user: bool, **options) -> None:
+    def handle(self, *args, no_demo_user: bool, start_demo: bool, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
         call_command("paper_config", "load", stdout=self.stdout, stderr=self.stderr)
+        if start_demo:
+            for session in PaperSession.objects.filter(status="scheduled"):
+                if "demo" in session.tags:
+                    session_transition(session_id=session.session_id, action="start", actor="make-run",
+                                       reason="demo session started by make run")
+                    self.stdout.write(f"started demo session {session.session_id}")
         if no_demo_user:
             return
         if not settings.DEBUG:

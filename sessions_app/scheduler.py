@@ -1,0 +1,75 @@
+"""Moving sessions in time: start at their start time, end at their end
+condition, and queue at most one step per running session at a time.
+
+Steps are coalesced with a Redis flag (``SET NX`` with an expiry): whoever
+sets it enqueues the step; the step clears it when it starts, so data that
+arrives during a step queues exactly one more.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+from ifns_paper.exceptions import ApplicationError
+from sessions_app.models import PaperSession
+from sessions_app.services import session_transition
+
+log = logging.getLogger(__name__)
+FLAG_TTL_S = 30
+
+
+@lru_cache(maxsize=1)
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _flag(session_id: str) -> str:
+    return f"ifns:step:queued:{session_id}"
+
+
+def step_enqueue(session_id: str) -> bool:
+    """Queue one step unless one is already queued; True when this call queued it."""
+    from sessions_app.tasks import session_step_task
+
+    if not redis_client().set(_flag(session_id), "1", nx=True, ex=FLAG_TTL_S):
+        return False
+    session_step_task.delay(session_id)
+    return True
+
+
+def step_started(session_id: str) -> None:
+    redis_client().delete(_flag(session_id))
+
+
+def steps_for_feed(feed: str) -> int:
+    """Queue a step for every running session on ``feed`` (called by feed processes)."""
+    ids = PaperSession.objects.filter(status="running", feed=feed).values_list("session_id", flat=True)
+    return sum(step_enqueue(sid) for sid in ids)
+
+
+def sessions_tick(*, now: datetime) -> dict:
+    started, completed, stepped = [], [], 0
+    for session in PaperSession.objects.filter(status="scheduled", start_at__lte=now):
+        try:
+            session_transition(session_id=session.session_id, action="start", actor="scheduler",
+                               reason="start time reached", now=now)
+            started.append(session.session_id)
+        except ApplicationError as exc:  # someone else moved it meanwhile
+            log.info("scheduler could not start %s: %s", session.session_id, exc.message)
+    for session in PaperSession.objects.filter(status="running", end_duration_s__isnull=False,
+                                               started_at__isnull=False):
+        if session.started_at + timedelta(seconds=session.end_duration_s) <= now:
+            try:
+                session_transition(session_id=session.session_id, action="stop", actor="scheduler",
+                                   reason="duration reached", now=now)
+                completed.append(session.session_id)
+            except ApplicationError as exc:
+                log.info("scheduler could not complete %s: %s", session.session_id, exc.message)
+    for sid in PaperSession.objects.filter(status="running").values_list("session_id", flat=True):
+        stepped += step_enqueue(sid)
+    return {"started": started, "completed": completed, "steps_queued": stepped}

@@ -1,0 +1,72 @@
+"""The scheduler moves sessions in time and coalesces steps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sessions_app import scheduler
+from sessions_app.models import ChangeLogEntry, PaperSession
+from sessions_app.services import session_transition
+
+GATE = "gatecheck_fx_momentum_v12"  # starts 2026-11-24T08:00:00Z, lasts 20 days
+
+
+@pytest.fixture
+def no_step_tasks():
+    """Steps really go to the Celery broker (Redis); no worker runs, so they wait in its queue.
+
+    Yields a function listing the session ids of the queued step messages.
+    """
+    import base64
+    import json
+
+    client = scheduler.redis_client()
+
+    def clear():
+        for key in client.scan_iter("ifns:step:queued:*"):
+            client.delete(key)
+        client.delete("celery")
+
+    def queued():
+        ids = []
+        for raw in client.lrange("celery", 0, -1):
+            message = json.loads(raw)
+            if message["headers"]["task"] == "sessions_app.tasks.session_step_task":
+                body = json.loads(base64.b64decode(message["body"]))
+                ids.append(body[0][0])
+        return ids[::-1]  # LPUSH: newest first
+
+    clear()
+    yield queued
+    clear()
+
+
+def test_a_scheduled_session_starts_at_its_start_time(loaded, no_step_tasks):
+    before = datetime(2026, 11, 24, 7, 59, 59, tzinfo=UTC)
+    assert scheduler.sessions_tick(now=before)["started"] == []
+    result = scheduler.sessions_tick(now=before + timedelta(seconds=1))
+    assert result["started"] == [GATE]
+    session = PaperSession.objects.get(session_id=GATE)
+    assert session.status == "running" and session.started_at == before + timedelta(seconds=1)
+    assert ChangeLogEntry.objects.filter(target_id=GATE, actor="scheduler", action="session_start").exists()
+    assert no_step_tasks() == [GATE]  # and its first step is queued
+
+
+def test_a_running_session_completes_when_its_duration_is_over(loaded, no_step_tasks):
+    t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    session_transition(session_id="research_crypto_trend", action="start", actor="t", now=t0)  # 2 days
+    assert scheduler.sessions_tick(now=t0 + timedelta(days=2) - timedelta(seconds=1))["completed"] == []
+    assert scheduler.sessions_tick(now=t0 + timedelta(days=2))["completed"] == ["research_crypto_trend"]
+    assert PaperSession.objects.get(session_id="research_crypto_trend").status == "completed"
+
+
+def test_steps_are_coalesced_until_the_queued_one_starts(loaded, no_step_tasks):
+    session_transition(session_id="research_crypto_trend", action="start", actor="t")
+    assert scheduler.step_enqueue("research_crypto_trend") is True
+    assert scheduler.step_enqueue("research_crypto_trend") is False
+    assert scheduler.steps_for_feed("synthetic_crypto") == 0
+    scheduler.step_started("research_crypto_trend")
+    assert scheduler.steps_for_feed("synthetic_crypto") == 1
+    assert no_step_tasks() == ["research_crypto_trend", "research_crypto_trend"]
