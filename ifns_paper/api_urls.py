@@ -1,12 +1,19 @@
 from django.urls import path
 
-from sessions_app.api import LaneListApi, SessionActionApi, SessionDetailApi, SessionListApi
+from sessions_app.api import (
+    KillSwitchApi,
+    LaneListApi,
+    SessionActionApi,
+    SessionDetailApi,
+    SessionListApi,
+)
 from telemetry_app.api import SessionEventsApi
 
 app_name = "api"
 
 urlpatterns = [
     path("lanes/", LaneListApi.as_view(), name="lane-list"),
+    path("killswitches/", KillSwitchApi.as_view(), name="killswitches"),
     path("sessions/", SessionListApi.as_view(), name="session-list"),
     path("sessions/<slug:session_id>/", SessionDetailApi.as_view(), name="session-detail"),
     path("sessions/<slug:session_id>/actions/", SessionActionApi.as_view(), name="session-action"),

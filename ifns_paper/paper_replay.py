@@ -8,6 +8,9 @@ Inputs
                                  ``ifns_paper.marketdata.importers``)
   --orders                       CSV: ts, client_order_id, symbol, side, qty, type,
                                  limit_price, stop_price, tif, route_id
+  --session (instead of --orders) a session file (``config/paper_trading/session_<name>.yaml``):
+                                 its strategy decides, through the whole chain (features,
+                                 MSI, DRA, EI), as in real time; with --config-dir
   --routes                       ``execution_routes.json`` (validated like the config)
 Outputs (in --out)
   orders.ndjson   the final state of every order
@@ -173,16 +176,7 @@ def run(
     if unknown:
         raise ReplayInputError(f"{orders}: route_id: unknown route(s) {', '.join(unknown)} "
                                f"(known: {', '.join(sorted(route_specs))})")
-    batches = []
-    for path in quotes:
-        batches += read_quotes(path, options).batches.values()
-    for path in trades:
-        batches += read_trades(path, options).batches.values()
-    for path in bars:
-        for bar_batch in read_bars(path, options).batches.values():
-            batches += bars_to_l1(bar_batch, options)
-    if not batches:
-        raise ReplayInputError("no market data: give --quotes, --trades or --bars")
+    batches = _market_batches(quotes, trades, bars, options)
 
     out.mkdir(parents=True, exist_ok=True)
     broker = PaperBroker(route_specs, seed=seed)
@@ -259,8 +253,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--quotes", action="append", default=[], type=Path, help="quote file (repeatable)")
     parser.add_argument("--trades", action="append", default=[], type=Path, help="trade file (repeatable)")
     parser.add_argument("--bars", action="append", default=[], type=Path, help="bar file (repeatable)")
-    parser.add_argument("--orders", required=True, type=Path)
-    parser.add_argument("--routes", required=True, type=Path)
+    parser.add_argument("--orders", type=Path, help="scripted orders (or --session)")
+    parser.add_argument("--session", type=Path, help="strategy-driven replay of a session file (or --orders)")
+    parser.add_argument("--config-dir", type=Path, default=Path("config"),
+                        help="config directory the session file is validated against")
+    parser.add_argument("--routes", type=Path, default=Path("config/policies/execution_routes.json"))
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--capital", type=float, default=1_000_000.0)
@@ -280,12 +277,75 @@ def options_from(args) -> ImportOptions:
                          on_bad="quarantine" if args.quarantine else "reject")
 
 
+def run_from_args(args) -> dict:
+    if (args.orders is None) == (args.session is None):
+        raise ReplayInputError("give exactly one of --orders (scripted orders) or --session (a strategy)")
+    if args.session is not None:
+        return run_session(session_file=args.session, config_dir=args.config_dir, quotes=args.quotes,
+                           trades=args.trades, bars=args.bars, out=args.out, options=options_from(args))
+    return run(quotes=args.quotes, trades=args.trades, bars=args.bars, orders=args.orders, routes=args.routes,
+               out=args.out, seed=args.seed, capital=args.capital, options=options_from(args))
+
+
+def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] = (), trades: Sequence[Path] = (),
+                bars: Sequence[Path] = (), out: Path, options: ImportOptions | None = None) -> dict:
+    """Strategy-driven replay: the session's own chain decides, exactly as a real-time step would."""
+    from ifns_paper.config import load_config_dir
+    from ifns_paper.engine.marketdata import QuoteBatch
+    from ifns_paper.engine.session import SessionEngine
+    from ifns_paper.session_setup import setup_from_bundle
+
+    bundle = load_config_dir(config_dir, extra_session_files=[session_file])
+    session_id = next(sid for sid, (label, _) in bundle.sessions.items()
+                      if Path(label).resolve() == session_file.resolve() or label == str(session_file))
+    options = options or ImportOptions()
+    batches = _market_batches(quotes, trades, bars, options)
+    engine = SessionEngine(setup_from_bundle(bundle, session_id))
+    out.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    with (out / "events.ndjson").open("w") as events_file, (out / "fills.ndjson").open("w") as fills_file:
+        for batch in interleave(batches):
+            records = engine.on_quotes(batch) if isinstance(batch, QuoteBatch) else engine.on_trades(batch)
+            for rec in records:
+                counts[rec.type] += 1
+                events_file.write(json.dumps({"env": "paper", "lane": engine.setup.lane, "session_id": session_id,
+                                              "type": rec.type, "ts": rec.ts, "payload": rec.payload}) + "\n")
+                if rec.type == "order_filled":
+                    fills_file.write(json.dumps(rec.payload) + "\n")
+    with (out / "orders.ndjson").open("w") as orders_file:
+        for coid in sorted(engine.broker._orders):
+            view = engine.broker.order(coid)
+            orders_file.write(json.dumps({"client_order_id": coid, "decision_id": view.order.decision_id,
+                                          "symbol": view.order.symbol, "side": str(view.order.side),
+                                          "quantity": view.order.quantity, "status": str(view.status),
+                                          "filled_quantity": view.filled_quantity, "reason": view.reason}) + "\n")
+    stats = engine.driver.stats
+    summary = {"env": "paper", "session_id": session_id, "mode": "strategy",
+               "counts": {"quotes": stats.quotes, "trades": stats.trades, "events": dict(sorted(counts.items()))},
+               "ledger": engine.ledger.snapshot(), "slippage": {"all": stats.slippage_summary()},
+               "fills_hash": stats.fills_hash, "last_ts": stats.last_ts}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _market_batches(quotes, trades, bars, options: ImportOptions) -> list:
+    batches = []
+    for path in quotes:
+        batches += read_quotes(path, options).batches.values()
+    for path in trades:
+        batches += read_trades(path, options).batches.values()
+    for path in bars:
+        for bar_batch in read_bars(path, options).batches.values():
+            batches += bars_to_l1(bar_batch, options)
+    if not batches:
+        raise ReplayInputError("no market data: give --quotes, --trades or --bars")
+    return batches
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        summary = run(quotes=args.quotes, trades=args.trades, bars=args.bars, orders=args.orders,
-                      routes=args.routes, out=args.out, seed=args.seed, capital=args.capital,
-                      options=options_from(args))
+        summary = run_from_args(args)
     except (ReplayInputError, MarketDataError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -295,6 +355,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def format_summary(summary: dict, out: Path) -> str:
     ledger, counts = summary["ledger"], summary["counts"]
+    if summary.get("mode") == "strategy":
+        events = counts["events"]
+        return (
+            f"PAPER strategy replay of {summary['session_id']}: {counts['quotes']} quotes, {counts['trades']} trades; "
+            f"{events.get('msi_proposal', 0)} proposals, {events.get('dra_decision', 0)} decisions, "
+            f"{events.get('order_submitted', 0)} orders, {events.get('order_filled', 0)} fills, "
+            f"{events.get('risk_breach', 0)} breaches\n"
+            f"  P&L {ledger['pnl']:.2f} (realized {ledger['realized']:.2f}, fees {ledger['fees']:.2f}); "
+            f"equity {ledger['equity']:.2f}\n"
+            f"  wrote {out}/orders.ndjson, fills.ndjson, events.ndjson, summary.json"
+        )
     return (
         f"PAPER replay: {counts['quotes']} quotes, {counts['trades']} trades, {counts['orders']} orders, "
         f"{counts['fills']} fills\n"

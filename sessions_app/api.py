@@ -133,3 +133,32 @@ class SessionActionApi(APIView):
             reason=data.validated_data["reason"],
         )
         return Response(SessionOutput(selectors.session_get(session_id=session_id)).data)
+
+
+class KillSwitchApi(APIView):
+    """GET: every switch that is not active. POST ``{"scope", "state", "reason"}`` (operators)."""
+
+    class Input(serializers.Serializer):
+        scope = serializers.CharField(max_length=120)
+        state = serializers.ChoiceField(choices=["active", "reducing", "halted"])
+        reason = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [permissions.IsAuthenticated(), CanOperateSessions()]
+        return [permissions.AllowAny()]
+
+    def get(self, request):
+        from sessions_app.models import KillSwitch
+
+        return Response([{"scope": k.scope, "state": k.state, "actor": k.actor, "reason": k.reason,
+                          "updated_at": k.updated_at} for k in KillSwitch.objects.all()])
+
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        switch = services.kill_switch_set(scope=data.validated_data["scope"], state=data.validated_data["state"],
+                                          actor=f"api:{request.user.username}",
+                                          reason=data.validated_data["reason"])
+        return Response({"scope": switch.scope, "state": switch.state, "actor": switch.actor,
+                         "reason": switch.reason})

@@ -449,3 +449,57 @@ def lane_policy_update(*, lane: str, values: dict, actor: str, reason: str) -> L
         changelog_record(actor=actor, action="lane_policy_update", target_type="lane_policy",
                          target_id=lane, reason=reason, before=before, after=new)
     return policy
+
+
+# --- kill switches ---------------------------------------------------------------------
+
+
+def kill_switch_set(*, scope: str, state: str, actor: str, reason: str = "", now: datetime | None = None):
+    """Set a kill switch (``global``, ``lane:<name>``, ``session:<id>``) to active, reducing or halted.
+
+    In one transaction: the switch row, a change-log entry and a
+    ``kill_switch_change`` event in every running or paused session it
+    covers. Those sessions get a step right after commit, so HALTED cancels
+    working orders and stops new risk within one step.
+    """
+    from ifns_paper.engine.controls import SwitchState
+    from sessions_app.models import KillSwitch
+    from sessions_app.scheduler import step_enqueue
+
+    try:
+        new_state = SwitchState(state)
+    except ValueError:
+        raise ValidationFailed(f"unknown kill switch state {state!r}",
+                               {"state": [f"expected one of {', '.join(s.value for s in SwitchState)}"]}) from None
+    kind, _, name = scope.partition(":")
+    sessions = PaperSession.objects.filter(status__in=["running", "paused"])
+    if scope == "global":
+        pass
+    elif kind == "lane" and Lane.objects.filter(name=name).exists():
+        sessions = sessions.filter(lane__name=name)
+    elif kind == "session" and PaperSession.objects.filter(session_id=name).exists():
+        sessions = sessions.filter(session_id=name)
+    else:
+        raise ValidationFailed(f"unknown kill switch scope {scope!r}",
+                               {"scope": ["expected 'global', 'lane:<lane name>' or 'session:<session id>' "
+                                          "naming an existing lane or session"]})
+    now = now or timezone.now()
+    with transaction.atomic():
+        switch, _ = KillSwitch.objects.select_for_update().get_or_create(
+            scope=scope, defaults={"state": "active", "actor": actor, "reason": ""})
+        before = switch.state
+        if before == new_state:
+            return switch
+        switch.state, switch.actor, switch.reason = new_state.value, actor, reason
+        switch.save()
+        changelog_record(actor=actor, action="kill_switch_set", target_type="kill_switch", target_id=scope,
+                         reason=reason, before={"state": before}, after={"state": new_state.value})
+        affected = []
+        for session in sessions.select_for_update().select_related("lane").order_by("session_id"):
+            event_append(session=session, event_type=EventType.KILL_SWITCH_CHANGE, event_time=now,
+                         payload={"scope": scope, "from": before, "to": new_state.value, "actor": actor,
+                                  "reason": reason})
+            if session.status == "running":
+                affected.append(session.session_id)
+        transaction.on_commit(lambda: [step_enqueue(sid) for sid in affected])
+    return switch

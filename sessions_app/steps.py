@@ -25,21 +25,17 @@ from django.db import transaction
 from broker_app.models import ExecutionPolicy as PolicyRow
 from broker_app.models import ExecutionRoute, PaperFill, PaperOrder, PaperPosition
 from ifns_paper import marketbus
-from ifns_paper.engine.controls import CooldownPolicy, SwitchState
-from ifns_paper.engine.dra import RiskLimits
-from ifns_paper.engine.ei import ExecutionPolicy
+from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.marketdata import QuoteBatch
-from ifns_paper.engine.msi import build_model
-from ifns_paper.engine.replay import interleave
-from ifns_paper.engine.routes import routes_from_mapping
-from ifns_paper.engine.session import SessionEngine, SessionSetup, TelemetryRecord
+from ifns_paper.engine.session import SessionEngine, TelemetryRecord
+from ifns_paper.session_setup import build_setup
 from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
 from telemetry_app.broadcast import push_event
 from telemetry_app.models import TelemetryEvent
 
 log = logging.getLogger(__name__)
 
-MAX_ENTRIES_PER_STREAM = 20_000
+MAX_ENTRIES_PER_STEP = 20_000
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -47,47 +43,27 @@ def ns_to_datetime(ns: int) -> datetime:
 
 
 def build_engine(session: PaperSession) -> SessionEngine:
-    """A fresh engine for a session, from its definition and lane in the database."""
+    """A fresh engine for a session, from its definition and lane as they are in the database."""
     lane = session.lane
     env = lane.risk_envelope
-    limits = RiskLimits(
-        capital=float(lane.capital_amount), max_order_notional=float(env.max_order_notional),
-        max_position_notional=float(env.max_position_notional_per_symbol),
-        max_gross_exposure=float(env.max_gross_exposure), max_net_exposure=float(env.max_net_exposure),
-        max_daily_loss=float(env.max_daily_loss), max_drawdown_pct=env.max_drawdown_pct,
-        max_orders_per_minute=env.max_orders_per_minute, price_collar_bps=env.price_collar_bps,
-    )
-    routes = routes_from_mapping({
-        r.route_id: {"simulation": r.simulation, "latency": r.latency, "fees": r.fees,
-                     "stale_quote_ms": r.stale_quote_ms, "failures": r.failures, "trading_hours": r.trading_hours}
-        for r in ExecutionRoute.objects.all()
-    })
+    envelope = {f: getattr(env, f) for f in (
+        "max_order_notional", "max_position_notional_per_symbol", "max_gross_exposure", "max_net_exposure",
+        "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")}
+    routes = {r.route_id: {"simulation": r.simulation, "latency": r.latency, "fees": r.fees,
+                           "stale_quote_ms": r.stale_quote_ms, "failures": r.failures,
+                           "trading_hours": r.trading_hours}
+              for r in ExecutionRoute.objects.all()}
     row: PolicyRow = session.execution_policy
-    policy = ExecutionPolicy.from_mapping(row.policy_id, {
-        "order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
-        "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps,
-    })
-    models = [(build_model(link.entry.registry_id, link.entry.version), link.weight)
+    policy = {"order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
+              "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps}
+    models = [(link.entry.registry_id, link.entry.version, link.weight)
               for link in session.model_links.select_related("entry")]
-    sizing = session.sizing or {}
-    policy_lane = lane.policy
-    cooldown = CooldownPolicy(max_breaches=max(1, policy_lane.max_breaches or 3))
-    initial = session.initial_portfolio or {"kind": "flat"}
-    cash, positions = None, {}
-    if initial.get("kind") == "from_backtest":
-        cash = float(initial["cash"])
-        positions = {p["symbol"]: (float(p["quantity"]), float(p["avg_price"])) for p in initial["positions"]}
-    setup = SessionSetup(
-        session_id=session.session_id, lane=lane.name, strategy_id=str(session.strategy), models=models,
-        limits=limits, policy=policy, routes=routes,
-        vol_target=float(sizing.get("vol_target", 1e-4)), budget_fraction=float(sizing.get("budget_fraction", 0.25)),
-        lot_sizes={k: float(v) for k, v in (sizing.get("lot_sizes") or {}).items()},
-        min_change_lots=float(sizing.get("min_change_lots", 1.0)),
-        min_interval_ns=int(float(sizing.get("min_interval_s", 1.0)) * 1e9),
-        cooldown=cooldown, starting_cash=cash, initial_positions=positions,
-        seed=int.from_bytes(session.session_id.encode()[:8].ljust(8, b"\0"), "big"),
-    )
-    return SessionEngine(setup)
+    return SessionEngine(build_setup(
+        session_id=session.session_id, lane=lane.name, strategy_id=str(session.strategy),
+        capital=float(lane.capital_amount), envelope=envelope, routes=routes, policy_id=row.policy_id,
+        policy=policy, models=models, sizing=session.sizing or {},
+        initial_portfolio=session.initial_portfolio or {"kind": "flat"}, max_breaches=lane.policy.max_breaches,
+    ))
 
 
 @dataclass
@@ -105,11 +81,11 @@ def _switch_states(session: PaperSession) -> dict:
     return {k.scope: k.state for k in KillSwitch.objects.filter(scope__in=scopes)}
 
 
-def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_STREAM) -> StepResult:
+def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_STEP) -> StepResult:
     """Process the new market data of one running session (see the module docstring)."""
     result = StepResult(session_id)
     with transaction.atomic():
-        session = (PaperSession.objects.select_for_update().select_related("lane", "lane__risk_envelope",
+        session = (PaperSession.objects.select_for_update(of=("self",)).select_related("lane", "lane__risk_envelope",
                                                                           "lane__policy", "execution_policy__route",
                                                                           "strategy")
                    .filter(session_id=session_id).first())
@@ -120,23 +96,23 @@ def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_
         engine = pickle.loads(checkpoint.engine_state) if checkpoint else build_engine(session)
         engine.switches.restore(_switch_states(session))
         offsets = dict(checkpoint.offsets) if checkpoint else {}
+        records: list[TelemetryRecord] = []
+        if checkpoint is not None:
+            records += engine.enforce_switches(checkpoint.data_ts)
 
-        batches = []
-        for symbol in session.symbols:
-            key = marketbus.stream_key(session.feed, symbol)
-            read = marketbus.read(client, key, symbol, after=offsets.get(key), count=max_entries)
-            if read.last_id:
-                offsets[key] = read.last_id
-            batches += read.batches
-            result.rows += read.rows
-            result.bad_entries += read.bad
-        if not batches and checkpoint is not None:
+        key = marketbus.stream_key(session.feed)
+        read = marketbus.read(client, key, set(session.symbols), after=offsets.get(key), count=max_entries)
+        if read.last_id:
+            offsets[key] = read.last_id
+        batches = read.batches
+        result.rows += read.rows
+        result.bad_entries += read.bad
+        if not batches and checkpoint is not None and not records:
             result.skipped = "no new data"
             return result
 
-        records: list[TelemetryRecord] = []
         data_ts = checkpoint.data_ts if checkpoint else 0
-        for batch in interleave(batches):
+        for batch in batches:  # already in the feed's time order
             if int(batch.ts[0]) < data_ts:
                 # Data older than what this session already consumed (a feed restarted with an
                 # older clock): never fed backwards, reported once per step.

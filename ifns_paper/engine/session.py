@@ -125,6 +125,11 @@ class SessionEngine:
         self._after_data(ts)
         return self._drain()
 
+    def enforce_switches(self, ts: int) -> list[TelemetryRecord]:
+        """Apply switch states restored from outside (the database): HALTED cancels working orders."""
+        self._apply_switch(ts)
+        return self._drain()
+
     def set_switch(self, scope: str, state: SwitchState | str, *, ts: int, actor: str, reason: str
                    ) -> list[TelemetryRecord]:
         change = self.switches.set(scope, state, ts=ts, actor=actor, reason=reason)

@@ -163,3 +163,28 @@ def test_the_fills_hash_can_be_recomputed_from_fills_ndjson(tmp_path):
                                routes=ROUTES, out=tmp_path)
     records = [json.loads(line) for line in (tmp_path / "fills.ndjson").read_text().splitlines()]
     assert fills_hash(records) == summary["fills_hash"]
+
+
+def test_strategy_replay_of_a_session_file(tmp_path, capsys):
+    session = ROOT / "config" / "paper_trading" / "session_research_fx_momentum.yaml"
+    args = ["paper_replay", "--session", str(session), "--config-dir", str(ROOT / "config"),
+            "--quotes", str(MARKET / "eurusd_quotes_2020-01-01.csv")]
+    call_command(*args, "--out", str(tmp_path / "a"))
+    out = capsys.readouterr().out
+    assert out.startswith("PAPER strategy replay of research_fx_momentum_v13: 9500 quotes")
+    events = [json.loads(line) for line in (tmp_path / "a" / "events.ndjson").read_text().splitlines()]
+    kinds = {e["type"] for e in events}
+    assert {"msi_proposal", "dra_decision", "order_submitted", "order_filled"} <= kinds
+    assert all(e["env"] == "paper" and e["lane"] == "paper_research" for e in events)
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    fills = [json.loads(line) for line in (tmp_path / "a" / "fills.ndjson").read_text().splitlines()]
+    net = sum(f["quantity"] * (1 if f["side"] == "buy" else -1) for f in fills)
+    assert summary["ledger"]["positions"]["EURUSD"]["quantity"] == pytest.approx(net)
+    call_command(*args, "--out", str(tmp_path / "b"))
+    assert (tmp_path / "a" / "events.ndjson").read_bytes() == (tmp_path / "b" / "events.ndjson").read_bytes()
+
+
+def test_orders_and_session_are_exclusive(tmp_path):
+    with pytest.raises(CommandError, match="exactly one of --orders"):
+        call_command("paper_replay", "--quotes", str(MARKET / "eurusd_quotes_2020-01-01.csv"),
+                     "--out", str(tmp_path))

@@ -147,11 +147,15 @@ def test_a_halted_session_sends_nothing_new(bundle, client):
 
 
 def test_malformed_stream_entries_are_skipped_and_named(client):
-    key = marketbus.stream_key("synthetic_fx", "EURUSD")
-    client.xadd(key, {"k": "q", "ts": 1, "b": "1.1", "a": "1.2", "bs": "1", "as": "1"})
-    bad_id = client.xadd(key, {"k": "q", "ts": 2, "b": "oops", "a": "1.2", "bs": "1", "as": "1"}).decode()
-    client.xadd(key, {"k": "t", "ts": 3, "p": "1.15", "s": "5"})
-    read = marketbus.read(client, key, "EURUSD", after=None)
-    assert read.rows == 1
+    key = marketbus.stream_key("synthetic_fx")
+    client.xadd(key, {"y": "EURUSD", "k": "q", "ts": 1, "b": "1.1", "a": "1.2", "bs": "1", "as": "1"})
+    bad_id = client.xadd(key, {"y": "EURUSD", "k": "q", "ts": 2, "b": "oops", "a": "1.2", "bs": "1",
+                               "as": "1"}).decode()
+    client.xadd(key, {"y": "GBPUSD", "k": "q", "ts": 2, "b": "1.3", "a": "1.4", "bs": "1", "as": "1"})
+    client.xadd(key, {"y": "EURUSD", "k": "t", "ts": 3, "p": "1.15", "s": "5"})
+    read = marketbus.read(client, key, {"EURUSD"}, after=None)
+    assert read.rows == 1 and [b.symbol for b in read.batches] == ["EURUSD"]
     assert read.bad == [f"{key}@{bad_id}: b: not a number: 'oops'",
                         f"{key}@{read.last_id}: g: missing field"]
+    both = marketbus.read(client, key, None, after=None)
+    assert [(b.symbol, len(b)) for b in both.batches] == [("EURUSD", 1), ("GBPUSD", 1)]

@@ -22,10 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         args = type("Args", (), options)
         try:
-            summary = paper_replay.run(
-                quotes=args.quotes, trades=args.trades, bars=args.bars, orders=args.orders, routes=args.routes,
-                out=args.out, seed=args.seed, capital=args.capital, options=paper_replay.options_from(args),
-            )
+            summary = paper_replay.run_from_args(args)
         except (paper_replay.ReplayInputError, MarketDataError, ConfigError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(paper_replay.format_summary(summary, args.out))

@@ -1,0 +1,42 @@
+"""Kill switches from the shell.
+
+    paper_killswitch set SCOPE STATE [--reason TEXT] [--actor NAME]   SCOPE: global | lane:<name> | session:<id>
+    paper_killswitch list                                              STATE: active | reducing | halted
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ifns_paper.exceptions import ApplicationError
+from sessions_app import services
+from sessions_app.models import KillSwitch
+
+
+class Command(BaseCommand):
+    help = "Set or list kill switches (global, lane or session scope)."
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(dest="command", required=True)
+        setter = sub.add_parser("set")
+        setter.add_argument("scope")
+        setter.add_argument("state")
+        setter.add_argument("--reason", default="")
+        setter.add_argument("--actor", default=None)
+        sub.add_parser("list")
+
+    def handle(self, *args, command: str, **options) -> None:
+        if command == "list":
+            for switch in KillSwitch.objects.all():
+                self.stdout.write(f"{switch.scope:40} {switch.state:9} {switch.actor:20} {switch.reason}")
+            return
+        actor = options["actor"] or f"cli:{getpass.getuser()}"
+        try:
+            switch = services.kill_switch_set(scope=options["scope"], state=options["state"], actor=actor,
+                                              reason=options["reason"])
+        except ApplicationError as exc:
+            details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.extra.get("errors", {}).items())
+            raise CommandError(f"{exc.message}{' (' + details + ')' if details else ''}") from None
+        self.stdout.write(self.style.SUCCESS(f"{switch.scope}: {switch.state}"))
