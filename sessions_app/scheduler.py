@@ -52,6 +52,25 @@ def steps_for_feed(feed: str) -> int:
     return sum(step_enqueue(sid) for sid in ids)
 
 
+def end_reason(session: PaperSession, now: datetime) -> str | None:
+    """Why a running session should complete now (duration or target reached), or None."""
+    ends_at = session.started_at + timedelta(seconds=session.end_duration_s) if (
+        session.end_duration_s and session.started_at) else None
+    if ends_at is not None and ends_at <= now:
+        return "duration reached"
+    target = session.end_target or {}
+    if target.get("trades") is not None and session.fills.count() >= int(target["trades"]):
+        return f"target reached: {target['trades']} trades"
+    checkpoint = getattr(session, "checkpoint", None)
+    if target.get("pnl") is not None and checkpoint is not None:
+        start = float(session.lane.capital_amount) if session.initial_portfolio.get("kind") != "from_backtest" \
+            else float(session.initial_portfolio["cash"]) + sum(
+                float(p["quantity"]) * float(p["avg_price"]) for p in session.initial_portfolio["positions"])
+        if checkpoint.equity - start >= float(target["pnl"]):
+            return f"target reached: P&L {checkpoint.equity - start:.2f} >= {target['pnl']}"
+    return None
+
+
 def sessions_tick(*, now: datetime) -> dict:
     started, completed, stepped = [], [], 0
     for session in PaperSession.objects.filter(status="scheduled", start_at__lte=now):
@@ -61,15 +80,16 @@ def sessions_tick(*, now: datetime) -> dict:
             started.append(session.session_id)
         except ApplicationError as exc:  # someone else moved it meanwhile
             log.info("scheduler could not start %s: %s", session.session_id, exc.message)
-    for session in PaperSession.objects.filter(status="running", end_duration_s__isnull=False,
-                                               started_at__isnull=False):
-        if session.started_at + timedelta(seconds=session.end_duration_s) <= now:
-            try:
-                session_transition(session_id=session.session_id, action="stop", actor="scheduler",
-                                   reason="duration reached", now=now)
-                completed.append(session.session_id)
-            except ApplicationError as exc:
-                log.info("scheduler could not complete %s: %s", session.session_id, exc.message)
+    for session in PaperSession.objects.filter(status="running").select_related("checkpoint", "lane"):
+        why = end_reason(session, now)
+        if why is None:
+            continue
+        try:
+            session_transition(session_id=session.session_id, action="stop", actor="scheduler", reason=why,
+                               now=now)
+            completed.append(session.session_id)
+        except ApplicationError as exc:
+            log.info("scheduler could not complete %s: %s", session.session_id, exc.message)
     for sid in PaperSession.objects.filter(status="running").values_list("session_id", flat=True):
         stepped += step_enqueue(sid)
     return {"started": started, "completed": completed, "steps_queued": stepped}

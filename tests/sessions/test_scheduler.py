@@ -70,3 +70,27 @@ def test_steps_are_coalesced_until_the_queued_one_starts(loaded, no_step_tasks):
     scheduler.step_started("research_crypto_trend")
     assert scheduler.steps_for_feed("synthetic_crypto") == 1
     assert no_step_tasks() == ["research_crypto_trend", "research_crypto_trend"]
+
+
+def test_a_session_completes_when_its_trade_target_is_reached(loaded, no_step_tasks):
+    from broker_app.models import PaperFill, PaperOrder
+    from sessions_app.scheduler import end_reason
+
+    t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    session_transition(session_id="research_fx_momentum_v13", action="start", actor="t", now=t0)  # target 2000
+    session = PaperSession.objects.get(session_id="research_fx_momentum_v13")
+    order = PaperOrder.objects.create(session=session, client_order_id="o", symbol="EURUSD", side="buy",
+                                      quantity=1, order_type="market", time_in_force="IOC", route_id="SIM_TOUCH",
+                                      status="filled", submitted_at=t0)
+    PaperFill.objects.bulk_create([
+        PaperFill(session=session, order=order, fill_id=f"f{i}", symbol="EURUSD", side="buy", quantity=1,
+                  price=1.1, arrival_mid=1.1, slippage_bps=0, fee=0, liquidity="taker", route_id="SIM_TOUCH",
+                  event_time=t0) for i in range(1999)])
+    assert end_reason(session, t0 + timedelta(minutes=1)) is None
+    PaperFill.objects.create(session=session, order=order, fill_id="f-last", symbol="EURUSD", side="buy",
+                             quantity=1, price=1.1, arrival_mid=1.1, slippage_bps=0, fee=0, liquidity="taker",
+                             route_id="SIM_TOUCH", event_time=t0)
+    result = scheduler.sessions_tick(now=t0 + timedelta(minutes=1))
+    assert result["completed"] == ["research_fx_momentum_v13"]
+    change = ChangeLogEntry.objects.filter(target_id="research_fx_momentum_v13", action="session_stop").get()
+    assert change.reason == "target reached: 2000 trades"
