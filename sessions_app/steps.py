@@ -12,14 +12,11 @@ fill id, event sequence) back this up.
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 
 from broker_app.models import ExecutionPolicy as PolicyRow
@@ -30,8 +27,8 @@ from ifns_paper.engine.marketdata import QuoteBatch
 from ifns_paper.engine.session import SessionEngine, TelemetryRecord
 from ifns_paper.session_setup import build_setup
 from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
-from telemetry_app.broadcast import push_event
 from telemetry_app.models import TelemetryEvent
+from telemetry_app.sinks import publish_committed
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +179,7 @@ def _persist(session: PaperSession, engine: SessionEngine, records: list[Telemet
     result.events = len(events)
     if events:
         out = [e.as_record(session.session_id) for e in events]
-        transaction.on_commit(lambda: _after_commit(session.session_id, out))
+        transaction.on_commit(lambda: publish_committed(out))
 
 
 def _save_switches(session: PaperSession, engine: SessionEngine) -> None:
@@ -195,22 +192,3 @@ def _save_switches(session: PaperSession, engine: SessionEngine) -> None:
     if current is None or current.state != state:
         KillSwitch.objects.update_or_create(scope=scope, defaults={"state": str(state), "actor": "dra",
                                                                    "reason": "automatic (risk breach)"})
-
-
-def telemetry_file(session_id: str) -> Path:
-    return Path(settings.IFNS_DATA_DIR) / "telemetry" / f"{session_id}.ndjson"
-
-
-def _after_commit(session_id: str, records: list[dict]) -> None:
-    """NDJSON sink and live pushes; the database already holds the events."""
-    path = telemetry_file(session_id)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as sink:
-            for record in records:
-                sink.write(json.dumps(record) + "\n")
-    except OSError:
-        log.exception("telemetry NDJSON sink failed for %s", session_id)
-    for record in records:
-        push_event(record)
-

@@ -7,9 +7,9 @@ from datetime import datetime
 from django.db import transaction
 
 from sessions_app.models import PaperSession
-from telemetry_app.broadcast import push_event
 from telemetry_app.choices import EventType
 from telemetry_app.models import TelemetryEvent
+from telemetry_app.sinks import publish_committed
 
 
 def event_append(
@@ -23,8 +23,8 @@ def event_append(
 
     Precondition: called inside ``transaction.atomic()`` with ``session``
     locked (``select_for_update``) by the caller, so sequence numbers are
-    gap-free and unique per session. The event is pushed to Channels groups
-    only after the transaction commits.
+    gap-free and unique per session. The event goes to the NDJSON sink and
+    the Channels groups only after the transaction commits.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("event_append must run inside a transaction holding the session lock")
@@ -42,5 +42,5 @@ def event_append(
         payload=payload,
     )
     record = event.as_record(session.session_id)
-    transaction.on_commit(lambda: push_event(record))
+    transaction.on_commit(lambda: publish_committed([record]))
     return event
