@@ -84,6 +84,26 @@ def _i64(values) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=np.int64)
 
 
+class _Reasons:
+    """The first reason each row is bad for ("" while it is fine)."""
+
+    def __init__(self, n: int) -> None:
+        self.reasons = np.full(n, "", dtype=object)
+
+    def mark(self, mask: np.ndarray, reason: str) -> None:
+        self.reasons[mask & (self.reasons == "")] = reason
+
+    def time_order(self, ts: np.ndarray, *, strict: bool = False) -> None:
+        if len(ts) > 1:
+            back = np.zeros(len(ts), dtype=bool)
+            back[1:] = ts[1:] <= ts[:-1] if strict else ts[1:] < ts[:-1]
+            self.mark(back, "time does not increase" if strict else "time goes backwards")
+
+    def result(self) -> tuple[np.ndarray, list[str]]:
+        bad = self.reasons != ""
+        return bad, [str(r) for r in self.reasons[bad]]
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteBatch:
     """Top-of-book quotes of one symbol, time non-decreasing."""
@@ -126,25 +146,15 @@ class QuoteBatch:
 
     def problems(self) -> tuple[np.ndarray, list[str]]:
         """Row mask of bad rows and the reason per bad row (first reason wins)."""
-        n = len(self)
-        reasons = np.full(n, "", dtype=object)
-
-        def mark(mask: np.ndarray, reason: str) -> None:
-            hit = mask & (reasons == "")
-            reasons[hit] = reason
-
+        r = _Reasons(len(self))
         fields = (self.bid, self.ask, self.bid_size, self.ask_size)
-        mark(np.logical_or.reduce([~np.isfinite(a) for a in fields]), "NaN or infinite value")
-        mark((self.bid <= 0) | (self.ask <= 0), "zero or negative price")
+        r.mark(np.logical_or.reduce([~np.isfinite(a) for a in fields]), "NaN or infinite value")
+        r.mark((self.bid <= 0) | (self.ask <= 0), "zero or negative price")
         # A zero displayed size is legal (an empty side); the broker treats it as no liquidity.
-        mark((self.bid_size < 0) | (self.ask_size < 0), "negative size")
-        mark(self.bid > self.ask, "crossed quote (bid > ask)")
-        if n > 1:
-            back = np.zeros(n, dtype=bool)
-            back[1:] = self.ts[1:] < self.ts[:-1]
-            mark(back, "time goes backwards")
-        bad = reasons != ""
-        return bad, [str(r) for r in reasons[bad]]
+        r.mark((self.bid_size < 0) | (self.ask_size < 0), "negative size")
+        r.mark(self.bid > self.ask, "crossed quote (bid > ask)")
+        r.time_order(self.ts)
+        return r.result()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,23 +193,13 @@ class TradeBatch:
                           self.aggressor[start:stop])
 
     def problems(self) -> tuple[np.ndarray, list[str]]:
-        n = len(self)
-        reasons = np.full(n, "", dtype=object)
-
-        def mark(mask: np.ndarray, reason: str) -> None:
-            hit = mask & (reasons == "")
-            reasons[hit] = reason
-
-        mark(~np.isfinite(self.price) | ~np.isfinite(self.size), "NaN or infinite value")
-        mark(self.price <= 0, "zero or negative price")
-        mark(self.size <= 0, "zero or negative size")  # a print of nothing is not a trade
-        mark((self.aggressor < -1) | (self.aggressor > 1), "aggressor must be -1, 0 or 1")
-        if n > 1:
-            back = np.zeros(n, dtype=bool)
-            back[1:] = self.ts[1:] < self.ts[:-1]
-            mark(back, "time goes backwards")
-        bad = reasons != ""
-        return bad, [str(r) for r in reasons[bad]]
+        r = _Reasons(len(self))
+        r.mark(~np.isfinite(self.price) | ~np.isfinite(self.size), "NaN or infinite value")
+        r.mark(self.price <= 0, "zero or negative price")
+        r.mark(self.size <= 0, "zero or negative size")  # a print of nothing is not a trade
+        r.mark((self.aggressor < -1) | (self.aggressor > 1), "aggressor must be -1, 0 or 1")
+        r.time_order(self.ts)
+        return r.result()
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,25 +226,15 @@ class BarBatch:
                         self.low[start:stop], self.close[start:stop], self.volume[start:stop])
 
     def problems(self) -> tuple[np.ndarray, list[str]]:
-        n = len(self)
-        reasons = np.full(n, "", dtype=object)
-
-        def mark(mask: np.ndarray, reason: str) -> None:
-            hit = mask & (reasons == "")
-            reasons[hit] = reason
-
+        r = _Reasons(len(self))
         fields = (self.open, self.high, self.low, self.close, self.volume)
-        mark(np.logical_or.reduce([~np.isfinite(a) for a in fields]), "NaN or infinite value")
-        mark((self.open <= 0) | (self.high <= 0) | (self.low <= 0) | (self.close <= 0), "zero or negative price")
-        mark(self.volume < 0, "negative volume")
-        mark((self.high < np.maximum(self.open, self.close)) | (self.low > np.minimum(self.open, self.close)),
-             "high/low do not contain open/close")
-        if n > 1:
-            back = np.zeros(n, dtype=bool)
-            back[1:] = self.ts[1:] <= self.ts[:-1]
-            mark(back, "time does not increase")
-        bad = reasons != ""
-        return bad, [str(r) for r in reasons[bad]]
+        r.mark(np.logical_or.reduce([~np.isfinite(a) for a in fields]), "NaN or infinite value")
+        r.mark((self.open <= 0) | (self.high <= 0) | (self.low <= 0) | (self.close <= 0), "zero or negative price")
+        r.mark(self.volume < 0, "negative volume")
+        r.mark((self.high < np.maximum(self.open, self.close)) | (self.low > np.minimum(self.open, self.close)),
+               "high/low do not contain open/close")
+        r.time_order(self.ts, strict=True)
+        return r.result()
 
 
 def bars_to_quotes_and_trades(bars: BarBatch, *, spread_bps: float, displayed_size: float) -> tuple[QuoteBatch, TradeBatch]:
