@@ -26,6 +26,7 @@ PEERS_STAMP := $(PEERS_VENV)/.installed
 bench: $(STAMP) $(if $(PEERS),$(PEERS_STAMP),)  ## quotes/s of the Paper Broker (PEERS=1: also NautilusTrader, backtrader)
 	$(PY) -m bench.broker_bench $(if $(PEERS),--peers,) $(BENCH_ARGS)
 	$(PY) -m bench.strategy_bench
+	$(PY) -m bench.realtime_bench
 
 $(PEERS_STAMP): pyproject.toml
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)

@@ -75,8 +75,8 @@ def setup_from_bundle(bundle, session_id: str) -> SessionSetup:
     else:
         state = bundle.backtest_states[portfolio.from_backtest]
         initial = {"kind": "from_backtest", **state.model_dump(mode="json")}
-    routes = bundle.routes.model_dump(mode="json")["routes"]
     policy = bundle.policies.policies[definition.execution_policy].model_dump(mode="json")
+    routes = {policy["route"]: bundle.routes.model_dump(mode="json")["routes"][policy["route"]]}
     return build_setup(
         session_id=session_id, lane=definition.lane,
         strategy_id=f"{definition.strategy.registry_id}@{definition.strategy.version}",

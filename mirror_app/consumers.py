@@ -23,5 +23,7 @@ class PaperEventsConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code) -> None:
         await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def telemetry_event(self, message) -> None:
-        await self.send_json(message["event"])
+    async def telemetry_batch(self, message) -> None:
+        """One group message carries a step's events; the browser gets one frame per event."""
+        for event in message["events"]:
+            await self.send_json(event)

@@ -46,11 +46,12 @@ def build_engine(session: PaperSession) -> SessionEngine:
     envelope = {f: getattr(env, f) for f in (
         "max_order_notional", "max_position_notional_per_symbol", "max_gross_exposure", "max_net_exposure",
         "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")}
+    row: PolicyRow = session.execution_policy
+    # Only the route the session's policy uses: others would keep rolling windows for nothing.
     routes = {r.route_id: {"simulation": r.simulation, "latency": r.latency, "fees": r.fees,
                            "stale_quote_ms": r.stale_quote_ms, "failures": r.failures,
                            "trading_hours": r.trading_hours}
-              for r in ExecutionRoute.objects.all()}
-    row: PolicyRow = session.execution_policy
+              for r in ExecutionRoute.objects.filter(pk=row.route_id)}
     policy = {"order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
               "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps}
     models = [(link.entry.registry_id, link.entry.version, link.weight)

@@ -25,16 +25,20 @@ def lane_group(lane: str) -> str:
     return f"paper.lane.{lane}"
 
 
-def push_event(record: dict) -> None:
-    """Send one event record to its session, lane and all-sessions groups."""
+def push_events(records: list[dict]) -> None:
+    """Send the event records of one session (in sequence order) to its session, lane and
+    all-sessions groups: one message per group, whatever the number of events."""
+    if not records:
+        return
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "telemetry.event", "event": record}
+    first = records[0]
+    message = {"type": "telemetry.batch", "events": records}
     try:
         send = async_to_sync(layer.group_send)
-        for group in (session_group(record["session_id"]), lane_group(record["lane"]), ALL_SESSIONS_GROUP):
+        for group in (session_group(first["session_id"]), lane_group(first["lane"]), ALL_SESSIONS_GROUP):
             send(group, message)
-    except Exception:  # noqa: BLE001 - the event is committed; a lost push is backfilled
-        log.warning("telemetry push failed for %s#%s", record["session_id"], record["sequence"],
-                    exc_info=True)
+    except Exception:  # noqa: BLE001 - the events are committed; a lost push is backfilled
+        log.warning("telemetry push failed for %s#%s..%s", first["session_id"], first["sequence"],
+                    records[-1]["sequence"], exc_info=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from telemetry_app.broadcast import push_event
+from telemetry_app.broadcast import push_events
 
 log = logging.getLogger(__name__)
 
@@ -39,5 +39,5 @@ def publish_committed(records: list[dict]) -> None:
                 sink.writelines(json.dumps(row) + "\n" for row in rows)
         except OSError:
             log.exception("telemetry NDJSON sink failed for %s", session_id)
-    for record in records:
-        push_event(record)
+    for rows in by_session.values():
+        push_events(rows)

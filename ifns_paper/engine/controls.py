@@ -113,13 +113,21 @@ class Cooldown:
         return None
 
     def on_equity(self, ts: int, equity: float) -> CooldownChange | None:
-        """Track equity; a drop of ``max_loss`` from the window's high starts a cooldown."""
+        """Track equity; a drop of ``max_loss`` from the window's high starts a cooldown.
+
+        The window keeps only samples that can still be its maximum (a monotonic
+        queue), so each call is O(1) amortized and the state stays small.
+        """
+        if self.policy.max_loss == float("inf"):
+            return None  # no loss rule configured
+        while self._equity and self._equity[-1][1] <= equity:
+            self._equity.pop()
         self._equity.append((ts, equity))
-        while self._equity and self._equity[0][0] <= ts - self.policy.window_ns:
+        while self._equity[0][0] <= ts - self.policy.window_ns:
             self._equity.popleft()
         if self.active(ts):
             return None
-        high = max(e for _, e in self._equity)
+        high = self._equity[0][1]
         if high - equity >= self.policy.max_loss:
             return self._start(ts, f"lost {high - equity:.2f} within the window")
         return None
