@@ -149,10 +149,8 @@ class KillSwitchApi(APIView):
         return [permissions.AllowAny()]
 
     def get(self, request):
-        from sessions_app.models import KillSwitch
-
         return Response([{"scope": k.scope, "state": k.state, "actor": k.actor, "reason": k.reason,
-                          "updated_at": k.updated_at} for k in KillSwitch.objects.all()])
+                          "updated_at": k.updated_at} for k in selectors.kill_switch_list()])
 
     def post(self, request):
         data = self.Input(data=request.data)

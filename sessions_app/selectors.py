@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from sessions_app.models import ChangeLogEntry, Lane, PaperSession
+from sessions_app.models import ChangeLogEntry, KillSwitch, Lane, PaperSession
 
 
 def session_list(*, lane: str | None = None, status: str | None = None) -> QuerySet[PaperSession]:
@@ -38,3 +38,7 @@ def lanes_overview() -> QuerySet[Lane]:
 
 def changelog_for(*, target_type: str, target_id: str, limit: int = 50) -> QuerySet[ChangeLogEntry]:
     return ChangeLogEntry.objects.filter(target_type=target_type, target_id=target_id)[:limit]
+
+
+def kill_switch_list() -> QuerySet[KillSwitch]:
+    return KillSwitch.objects.order_by("scope")

@@ -12,7 +12,6 @@ fill id, event sequence) back this up.
 
 from __future__ import annotations
 
-import logging
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,8 +28,6 @@ from ifns_paper.session_setup import build_setup
 from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
 from telemetry_app.models import TelemetryEvent
 from telemetry_app.sinks import publish_committed
-
-log = logging.getLogger(__name__)
 
 MAX_ENTRIES_PER_STEP = 20_000
 

@@ -80,3 +80,18 @@ def redis_url_with_db(db_index: int) -> str:
     """The test Redis, another logical database (keeps subprocess tests apart)."""
     base = settings.REDIS_URL.rsplit("/", 1)[0] if settings.REDIS_URL.count("/") >= 3 else settings.REDIS_URL
     return f"{base}/{db_index}"
+
+
+def clone_sessions(n: int, *, template: str = "research_fx_momentum_v13") -> None:
+    """Add ``n`` more sessions (with their model links) shaped like ``template`` (query-count tests)."""
+    from sessions_app.models import PaperSession, SessionModel
+
+    for i in range(n):
+        session = PaperSession.objects.get(session_id=template)
+        links = list(session.model_links.all())
+        session.pk = None
+        session._state.adding = True
+        session.session_id = f"extra_session_{i}"
+        session.save()
+        for link in links:
+            SessionModel.objects.create(session=session, entry_id=link.entry_id, weight=link.weight)

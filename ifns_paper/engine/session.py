@@ -34,7 +34,7 @@ from ifns_paper.engine.features import FeatureEngine, FeatureSpec
 from ifns_paper.engine.ledger import Ledger
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.msi import Blend, Model, Proposal, Sizing
-from ifns_paper.engine.orders import Fill, Incident, OrderEvent, OrderStatus, OrderType, Side
+from ifns_paper.engine.orders import Fill, OrderEvent, OrderStatus, OrderType, Side
 from ifns_paper.engine.replay import ReplayDriver, ScheduledOrder
 from ifns_paper.engine.routes import RouteSpec
 
@@ -236,6 +236,8 @@ class SessionEngine:
             self.day_start_equity = self.ledger.equity
 
     def _on_broker_event(self, event) -> None:
+        """Broker events → telemetry. Incidents are not repeated: a rejection is reported
+        through ``order_rejected``, which carries the same reason."""
         if isinstance(event, Fill):
             pos = self.ledger.positions[event.symbol]
             self._emit("order_filled", event.ts, {**event.as_dict(), "position": pos.quantity,
@@ -250,8 +252,6 @@ class SessionEngine:
                     "policy_id": o.policy_id})
             elif event.status is OrderStatus.REJECTED:
                 self._emit("order_rejected", event.ts, event.as_dict())
-        elif isinstance(event, Incident):
-            pass  # the rejection itself is reported through order_rejected
 
     def _emit(self, kind: str, ts: int, payload: dict) -> None:
         self._out.append(TelemetryRecord(kind, ts, payload))

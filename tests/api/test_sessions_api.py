@@ -11,11 +11,12 @@ from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sessions_app.models import ChangeLogEntry, PaperSession, SessionModel
+from sessions_app.models import ChangeLogEntry, PaperSession
 from sessions_app.services import session_transition
 from telemetry_app.choices import EventType
 from telemetry_app.models import TelemetryEvent
 from telemetry_app.services import event_append
+from tests.conftest import clone_sessions
 
 SID = "research_fx_momentum_v13"  # paper_research, operator start, momentum_fx 1.3.0
 SHIPPED_SESSIONS = {"gatecheck_fx_momentum_v12", "research_crypto_trend", "research_fx_momentum_v13"}
@@ -27,19 +28,6 @@ def _counts() -> tuple[int, int]:
 
 def _status(session_id: str = SID) -> str:
     return PaperSession.objects.get(session_id=session_id).status
-
-
-def _clone_sessions(n: int, *, template: str = SID) -> None:
-    """Add ``n`` more sessions (with their model links) shaped like ``template``."""
-    for i in range(n):
-        session = PaperSession.objects.get(session_id=template)
-        links = list(session.model_links.all())
-        session.pk = None
-        session._state.adding = True
-        session.session_id = f"extra_session_{i}"
-        session.save()
-        for link in links:
-            SessionModel.objects.create(session=session, entry_id=link.entry_id, weight=link.weight)
 
 
 # --- lanes ---------------------------------------------------------------------------
@@ -408,7 +396,7 @@ def test_session_list_query_count_is_bounded_and_flat(loaded, client, django_ass
         assert len(client.get("/api/sessions/").json()) == 3
 
     # when there are more sessions
-    _clone_sessions(4)
+    clone_sessions(4)
     with CaptureQueriesContext(transaction.get_connection()) as more:
         assert len(client.get("/api/sessions/").json()) == 7
 
@@ -420,7 +408,7 @@ def test_lane_list_query_count_is_bounded_and_flat(loaded, client, django_assert
     with django_assert_max_num_queries(6) as few:
         assert client.get("/api/lanes/").status_code == 200
 
-    _clone_sessions(4)
+    clone_sessions(4)
     with CaptureQueriesContext(transaction.get_connection()) as more:
         lanes = {lane["name"]: lane for lane in client.get("/api/lanes/").json()}
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
-from sessions_app.models import PaperSession, SessionModel
 from sessions_app.services import session_transition
+from tests.conftest import clone_sessions
 
 SID = "research_fx_momentum_v13"
 SHIPPED_SESSIONS = {"gatecheck_fx_momentum_v12", "research_crypto_trend", "research_fx_momentum_v13"}
@@ -33,18 +33,6 @@ def _fact(section: str, label: str) -> Decimal:
     match = re.search(rf"<dt>{re.escape(label)}</dt><dd>([^<]*)</dd>", section)
     assert match, f"no {label!r} in the lane facts"
     return Decimal(match.group(1).split()[0].replace(",", ""))
-
-
-def _clone_sessions(n: int, *, template: str = SID) -> None:
-    for i in range(n):
-        session = PaperSession.objects.get(session_id=template)
-        links = list(session.model_links.all())
-        session.pk = None
-        session._state.adding = True
-        session.session_id = f"extra_session_{i}"
-        session.save()
-        for link in links:
-            SessionModel.objects.create(session=session, entry_id=link.entry_id, weight=link.weight)
 
 
 # --- overview --------------------------------------------------------------------------
@@ -103,7 +91,7 @@ def test_overview_query_count_is_bounded_and_flat(loaded, client, django_assert_
         assert client.get("/").status_code == 200
 
     # when there are more sessions
-    _clone_sessions(4)
+    clone_sessions(4)
     with CaptureQueriesContext(transaction.get_connection()) as more:
         html = client.get("/").content.decode()
 

@@ -9,19 +9,10 @@ from decimal import Decimal
 
 import pytest
 
+from sessions_app.admin import ENVELOPE_FIELDS
 from sessions_app.models import ChangeLogEntry, LanePolicy, PaperSession, RiskEnvelope
 from telemetry_app.models import TelemetryEvent
 
-ENVELOPE_FIELDS = [
-    "max_order_notional",
-    "max_position_notional_per_symbol",
-    "max_gross_exposure",
-    "max_net_exposure",
-    "max_daily_loss",
-    "max_drawdown_pct",
-    "max_orders_per_minute",
-    "price_collar_bps",
-]
 SID = "research_fx_momentum_v13"
 
 

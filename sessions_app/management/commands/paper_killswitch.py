@@ -11,8 +11,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 
 from ifns_paper.exceptions import ApplicationError
-from sessions_app import services
-from sessions_app.models import KillSwitch
+from sessions_app import selectors, services
 
 
 class Command(BaseCommand):
@@ -29,7 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, command: str, **options) -> None:
         if command == "list":
-            for switch in KillSwitch.objects.all():
+            for switch in selectors.kill_switch_list():
                 self.stdout.write(f"{switch.scope:40} {switch.state:9} {switch.actor:20} {switch.reason}")
             return
         actor = options["actor"] or f"cli:{getpass.getuser()}"
