@@ -7,7 +7,7 @@ Plain Python, no Django.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ifns_paper.engine.controls import CooldownPolicy
 from ifns_paper.engine.dra import RiskLimits
@@ -20,6 +20,22 @@ from ifns_paper.engine.session import SessionSetup
 def session_seed(session_id: str) -> int:
     """A stable seed per session id (the broker's seeded failures and touch fills)."""
     return int.from_bytes(session_id.encode()[:8].ljust(8, b"\0"), "big")
+
+
+def cooldown_policy(cooldown: Mapping | None) -> CooldownPolicy:
+    """The engine's cooldown from a lane's ``cooldown`` section (seconds, lane currency).
+
+    ``None`` or missing keys take the documented defaults (``CooldownRules`` in
+    ``ifns_paper.config.schema``); a ``max_loss`` of ``None`` turns the loss rule off.
+    """
+    c = cooldown or {}
+    max_loss = c.get("max_loss")
+    return CooldownPolicy(
+        max_breaches=int(c.get("max_breaches", 3)),
+        max_loss=float("inf") if max_loss is None else float(max_loss),
+        window_ns=int(c.get("window_s", 60)) * 1_000_000_000,
+        duration_ns=int(c.get("duration_s", 300)) * 1_000_000_000,
+    )
 
 
 def build_setup(
@@ -35,9 +51,9 @@ def build_setup(
     models: Iterable[tuple[str, str, float]],
     sizing: dict,
     initial_portfolio: dict,
-    max_breaches: int,
+    cooldown: Mapping | None = None,
 ) -> SessionSetup:
-    """``envelope``/``routes``/``policy``/``sizing`` are shaped as in the config files."""
+    """``envelope``/``routes``/``policy``/``sizing``/``cooldown`` are shaped as in the config files."""
     limits = RiskLimits(
         capital=float(capital), max_order_notional=float(envelope["max_order_notional"]),
         max_position_notional=float(envelope["max_position_notional_per_symbol"]),
@@ -60,7 +76,7 @@ def build_setup(
         lot_sizes={k: float(v) for k, v in (sizing.get("lot_sizes") or {}).items()},
         min_change_lots=float(sizing.get("min_change_lots", 1.0)),
         min_interval_ns=int(float(sizing.get("min_interval_s", 1.0)) * 1e9),
-        cooldown=CooldownPolicy(max_breaches=max(1, int(max_breaches) or 3)),
+        cooldown=cooldown_policy(cooldown),
         starting_cash=cash, initial_positions=positions, seed=session_seed(session_id),
     )
 
@@ -84,5 +100,5 @@ def setup_from_bundle(bundle, session_id: str) -> SessionSetup:
         policy_id=definition.execution_policy, policy=policy,
         models=[(m.registry_id, m.version, m.weight) for m in definition.models],
         sizing=definition.sizing.model_dump(mode="json"), initial_portfolio=initial,
-        max_breaches=lane.promotion.max_breaches,
+        cooldown=lane.cooldown.model_dump(mode="json"),
     )

@@ -42,6 +42,10 @@ POLICY_FIELDS = [
     "min_trades",
     "max_breaches",
     "thresholds",
+    "cooldown_max_breaches",
+    "cooldown_window_s",
+    "cooldown_duration_s",
+    "cooldown_max_loss",
 ]
 
 
@@ -51,10 +55,16 @@ class _ReasonForm(forms.ModelForm):
     )
 
     def _raise_service_errors(self, exc: services.ValidationFailed) -> None:
-        """Attach each service error to the form field its path names (or to the form)."""
+        """Attach each service error to the form field its path names (or to the form).
+
+        A path names a field by one part ("promotion.min_days" -> ``min_days``) or by two
+        joined ("cooldown.max_breaches" -> ``cooldown_max_breaches``, not ``max_breaches``).
+        """
         errors: dict[str, list[str]] = {}
         for key, msgs in exc.errors.items():
-            name = next((part for part in key.split(".") if part in self.fields), None)
+            parts = key.split(".")
+            candidates = ["_".join(pair) for pair in zip(parts, parts[1:], strict=False)] + parts
+            name = next((c for c in candidates if c in self.fields), None)
             errors.setdefault(name or "__all__", []).extend(
                 msgs if name else [f"{key}: {m}" for m in msgs]
             )
@@ -118,7 +128,17 @@ class RiskEnvelopeAdmin(_NoAddDelete):
 @admin.register(LanePolicy)
 class LanePolicyAdmin(_NoAddDelete):
     form = LanePolicyForm
-    list_display = ["lane", "promotes_to", "min_days", "min_trades", "max_breaches", "updated_at"]
+    list_display = ["lane", "promotes_to", "min_days", "min_trades", "max_breaches", "cooldown_max_breaches",
+                    "cooldown_max_loss", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["allowed_strategies", "allowed_models"]}),
+        ("Promotion", {"fields": ["promotes_to", "min_days", "min_trades", "max_breaches", "thresholds"]}),
+        ("Cooldown", {"fields": ["cooldown_max_breaches", "cooldown_window_s", "cooldown_duration_s",
+                                 "cooldown_max_loss"],
+                      "description": "No new risk for the duration after this many risk breaches, or this "
+                                     "loss, within the window."}),
+        ("Why", {"fields": ["change_reason"]}),
+    ]
 
     def save_model(self, request, obj, form, change) -> None:
         services.lane_policy_update(

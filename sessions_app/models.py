@@ -64,7 +64,8 @@ class RiskEnvelope(TimeStamped):
 
 
 class LanePolicy(TimeStamped):
-    """What may run in a lane and what it takes to be promoted out of it."""
+    """What may run in a lane, what it takes to be promoted out of it, and when its
+    sessions cool down (the ``cooldown`` section of the lane in ``paper.yaml``)."""
 
     lane = models.OneToOneField(Lane, on_delete=models.CASCADE, related_name="policy")
     allowed_strategies = models.JSONField(default=list, help_text="registry ids")
@@ -74,6 +75,14 @@ class LanePolicy(TimeStamped):
     min_trades = models.PositiveIntegerField()
     max_breaches = models.PositiveIntegerField()
     thresholds = models.JSONField(default=dict, blank=True, help_text="metric thresholds for promotion")
+    # Defaults as documented for a lane without a cooldown section (schema.CooldownRules).
+    cooldown_max_breaches = models.PositiveIntegerField(
+        default=3, help_text="cooldown after this many risk breaches within the window")
+    cooldown_window_s = models.PositiveIntegerField(default=60, help_text="seconds")
+    cooldown_duration_s = models.PositiveIntegerField(default=300, help_text="seconds without new risk")
+    cooldown_max_loss = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="cooldown after losing this much (lane currency) within the window; empty: no loss rule")
 
     class Meta:
         ordering = ["lane__name"]
@@ -128,6 +137,8 @@ class PaperSession(TimeStamped):
     )
     end_duration_s = models.PositiveIntegerField(null=True, blank=True)
     end_target = models.JSONField(null=True, blank=True)
+    abort_on_kill_switch = models.BooleanField(
+        default=False, help_text="the scheduler aborts the running session while its effective kill switch is halted")
     benchmark = models.CharField(max_length=100)
     tags = models.JSONField(default=list)
     sizing = models.JSONField(default=dict, help_text="MSI sizing: vol target, budget fraction, lot sizes")

@@ -15,8 +15,9 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from ifns_paper.engine.controls import SwitchState
 from ifns_paper.exceptions import ApplicationError
-from sessions_app.models import PaperSession
+from sessions_app.models import KillSwitch, PaperSession
 from sessions_app.services import session_transition
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,29 @@ def end_reason(session: PaperSession, now: datetime) -> str | None:
     return None
 
 
+def halted_switches() -> dict[str, str]:
+    """The kill switches that are halted now: scope -> reason."""
+    return dict(KillSwitch.objects.filter(state=SwitchState.HALTED.value).values_list("scope", "reason"))
+
+
+def abort_reason(session: PaperSession, halted: dict[str, str]) -> str | None:
+    """Why a running session should abort now, or None.
+
+    Only sessions whose definition sets ``end.abort_on_kill_switch`` abort, when
+    their effective switch (global, their lane's or their own) is halted;
+    ``halted`` is :func:`halted_switches`. Others stay running: the engine
+    already denies them any new order while halted.
+    """
+    if not session.abort_on_kill_switch:
+        return None
+    for scope in ("global", f"lane:{session.lane.name}", f"session:{session.session_id}"):
+        if scope in halted:
+            return f"kill switch {scope} halted" + (f": {halted[scope]}" if halted[scope] else "")
+    return None
+
+
 def sessions_tick(*, now: datetime) -> dict:
-    started, completed, stepped = [], [], 0
+    started, completed, aborted, stepped = [], [], [], 0
     for session in PaperSession.objects.filter(status="scheduled", start_at__lte=now):
         try:
             session_transition(session_id=session.session_id, action="start", actor="scheduler",
@@ -80,16 +102,20 @@ def sessions_tick(*, now: datetime) -> dict:
             started.append(session.session_id)
         except ApplicationError as exc:  # someone else moved it meanwhile
             log.info("scheduler could not start %s: %s", session.session_id, exc.message)
+    halted = halted_switches()
     for session in PaperSession.objects.filter(status="running").select_related("checkpoint", "lane"):
-        why = end_reason(session, now)
+        # A halt wins over a natural end reached in the same tick: the session did not end cleanly.
+        action, why = "abort", abort_reason(session, halted)
+        if why is None:
+            action, why = "stop", end_reason(session, now)
         if why is None:
             continue
         try:
-            session_transition(session_id=session.session_id, action="stop", actor="scheduler", reason=why,
+            session_transition(session_id=session.session_id, action=action, actor="scheduler", reason=why,
                                now=now)
-            completed.append(session.session_id)
+            (aborted if action == "abort" else completed).append(session.session_id)
         except ApplicationError as exc:
-            log.info("scheduler could not complete %s: %s", session.session_id, exc.message)
+            log.info("scheduler could not %s %s: %s", action, session.session_id, exc.message)
     for sid in PaperSession.objects.filter(status="running").values_list("session_id", flat=True):
         stepped += step_enqueue(sid)
-    return {"started": started, "completed": completed, "steps_queued": stepped}
+    return {"started": started, "completed": completed, "aborted": aborted, "steps_queued": stepped}

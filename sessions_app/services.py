@@ -207,6 +207,10 @@ def _policy_values(spec: LanePolicySpec) -> dict:
         "min_trades": promotion.min_trades,
         "max_breaches": promotion.max_breaches,
         "thresholds": promotion.thresholds.model_dump(mode="json", exclude_none=True),
+        "cooldown_max_breaches": spec.cooldown.max_breaches,
+        "cooldown_window_s": spec.cooldown.window_s,
+        "cooldown_duration_s": spec.cooldown.duration_s,
+        "cooldown_max_loss": spec.cooldown.max_loss,
     }
 
 
@@ -214,7 +218,12 @@ def _policy_values(spec: LanePolicySpec) -> dict:
 
 
 def definition_hash(definition: SessionDefinition) -> str:
-    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = definition.model_dump(mode="json")
+    # Settings added after sessions were registered count only when set, so an
+    # unchanged file keeps the hash it was registered with.
+    if not data["end"]["abort_on_kill_switch"]:
+        del data["end"]["abort_on_kill_switch"]
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -250,6 +259,7 @@ def _definition_values(definition: SessionDefinition, *, bundle: ConfigBundle, c
         "initial_portfolio": initial,
         "end_duration_s": definition.end.duration_seconds,
         "end_target": definition.end.target.model_dump(mode="json", exclude_none=True) if definition.end.target else None,
+        "abort_on_kill_switch": definition.end.abort_on_kill_switch,
         "benchmark": definition.benchmark,
         "tags": list(definition.tags),
         "sizing": definition.sizing.model_dump(mode="json"),
@@ -418,6 +428,12 @@ def lane_policy_validate(*, lane: str, values: dict) -> LanePolicySpec:
             "min_trades": values.get("min_trades"),
             "max_breaches": values.get("max_breaches"),
             "thresholds": values.get("thresholds") or {},
+        },
+        "cooldown": {
+            "max_breaches": values.get("cooldown_max_breaches"),
+            "window_s": values.get("cooldown_window_s"),
+            "duration_s": values.get("cooldown_duration_s"),
+            "max_loss": values.get("cooldown_max_loss"),
         },
     }
     try:

@@ -135,12 +135,29 @@ class PromotionRules(Strict):
     thresholds: PromotionThresholds = PromotionThresholds()
 
 
+class CooldownRules(Strict):
+    """When a lane's sessions stop taking new risk for a while (risk-reducing orders still pass).
+
+    A cooldown of ``duration_s`` seconds starts after ``max_breaches`` risk
+    breaches within ``window_s`` seconds, or after a loss of ``max_loss``
+    (lane currency, from the highest equity seen within ``window_s``). No
+    ``max_loss``: no loss rule. A lane without a ``cooldown`` section gets
+    these defaults: 3 breaches in 60 s, 300 s, no loss rule.
+    """
+
+    max_breaches: int = Field(default=3, ge=1, le=10_000, strict=True)
+    window_s: int = Field(default=60, ge=1, le=86_400, strict=True)
+    duration_s: int = Field(default=300, ge=1, le=7 * 86_400, strict=True)
+    max_loss: PositiveMoney | None = Field(default=None, description="null: no loss rule")
+
+
 class LanePolicySpec(Strict):
-    """What may run in a lane and how it is promoted; editable in Django admin."""
+    """What may run in a lane, how it is promoted and when it cools down; editable in Django admin."""
 
     allowed_strategies: list[RegistryId] = Field(min_length=1)
     allowed_models: list[RegistryId] = Field(min_length=1)
     promotion: PromotionRules
+    cooldown: CooldownRules = CooldownRules()
 
     @field_validator("allowed_strategies", "allowed_models")
     @classmethod
@@ -382,6 +399,9 @@ class EndTarget(Strict):
 class EndConditions(Strict):
     duration: str | int | None = None
     target: EndTarget | None = None
+    abort_on_kill_switch: bool = Field(
+        default=False, strict=True,
+        description="abort (not complete) while the global, lane or session kill switch is halted")
 
     @field_validator("duration")
     @classmethod

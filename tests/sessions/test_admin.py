@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from sessions_app.admin import ENVELOPE_FIELDS
+from sessions_app.admin import ENVELOPE_FIELDS, POLICY_FIELDS
 from sessions_app.models import ChangeLogEntry, LanePolicy, PaperSession, RiskEnvelope
 from telemetry_app.models import TelemetryEvent
 
@@ -51,17 +51,12 @@ def _policy_url(policy: LanePolicy) -> str:
 
 
 def _policy_form(policy: LanePolicy, **changes) -> dict:
-    data = {
-        "allowed_strategies": json.dumps(policy.allowed_strategies),
-        "allowed_models": json.dumps(policy.allowed_models),
-        "promotes_to": policy.promotes_to,
-        "min_days": str(policy.min_days),
-        "min_trades": str(policy.min_trades),
-        "max_breaches": str(policy.max_breaches),
-        "thresholds": json.dumps(policy.thresholds),
-        "change_reason": "policy review",
-        "_save": "Save",
-    }
+    """The change form as the browser would post it (JSON fields as JSON, empty for None)."""
+    data = {}
+    for k in POLICY_FIELDS:
+        value = getattr(policy, k)
+        data[k] = json.dumps(value) if isinstance(value, list | dict) else "" if value is None else str(value)
+    data.update({"change_reason": "policy review", "_save": "Save"})
     data.update(changes)
     return data
 
@@ -232,6 +227,88 @@ def test_valid_policy_change_is_saved_with_a_change_log_entry(admin_client):
         ("admin:ada_admin", "lane_policy_update", "paper_research", "policy review")]
     assert new[0].before["min_trades"] == 200 and new[0].after["min_trades"] == 250
     assert new[0].after["allowed_strategies"] == ["strat.momentum_fx"]
+
+
+# --- lane cooldown (on the lane policy page) ----------------------------------------
+
+
+def test_policy_change_page_shows_the_lane_cooldown(admin_client):
+    response = admin_client.get(_policy_url(_policy()))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="cooldown_max_breaches" value="5"' in html
+    assert 'name="cooldown_duration_s" value="300"' in html
+    assert 'name="cooldown_max_loss" value="10000.00"' in html
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cooldown_max_breaches", "0", "greater than or equal to 1"),
+        ("cooldown_window_s", "0", "greater than or equal to 1"),
+        ("cooldown_window_s", "90000", "less than or equal to 86400"),
+        ("cooldown_duration_s", "0", "greater than or equal to 1"),
+        ("cooldown_max_loss", "0", "greater than 0"),
+        ("cooldown_max_loss", "-250.00", "greater than 0"),
+    ],
+    ids=["zero_breaches", "zero_window", "window_above_a_day", "zero_duration", "zero_loss", "negative_loss"],
+)
+def test_invalid_cooldown_is_rejected_on_its_field_and_nothing_written(admin_client, field, value, message):
+    # given
+    policy = _policy()
+    before = _policy_form(policy)
+    n_changes = ChangeLogEntry.objects.count()
+
+    # when
+    response = admin_client.post(_policy_url(policy), _policy_form(policy, **{field: value}))
+
+    # then the error is on the cooldown field (not on the promotion's max_breaches)
+    assert response.status_code == 200
+    errors = _form_errors(response)
+    assert field in errors, errors
+    assert any(message in e for e in errors[field]), errors
+    assert "max_breaches" not in errors
+    # and nothing moved
+    assert _policy_form(_policy()) == before
+    assert ChangeLogEntry.objects.count() == n_changes
+
+
+def test_valid_cooldown_change_is_saved_logged_and_used_by_new_engines(admin_client):
+    from sessions_app.engines import build_engine
+
+    # given
+    policy = _policy()
+    last_change_id = ChangeLogEntry.objects.latest("id").id
+
+    # when
+    response = admin_client.post(_policy_url(policy), _policy_form(
+        policy, cooldown_max_breaches="2", cooldown_window_s="120", cooldown_max_loss="7500.50"))
+
+    # then the row is updated
+    assert response.status_code == 302
+    saved = _policy()
+    assert (saved.cooldown_max_breaches, saved.cooldown_window_s, saved.cooldown_duration_s,
+            saved.cooldown_max_loss) == (2, 120, 300, Decimal("7500.50"))
+    assert saved.max_breaches == 5  # the promotion rule is a different setting
+    # with one change-log entry, before and after
+    new = list(ChangeLogEntry.objects.filter(id__gt=last_change_id))
+    assert [(c.action, c.target_id) for c in new] == [("lane_policy_update", "paper_research")]
+    assert new[0].before["cooldown_max_loss"] == "10000" and new[0].after["cooldown_max_loss"] == "7500.5"
+    # and an engine built now cools down by the new rules
+    cooldown = build_engine(PaperSession.objects.get(session_id=SID)).cooldown.policy
+    assert (cooldown.max_breaches, cooldown.window_ns, cooldown.duration_ns, cooldown.max_loss) == (
+        2, 120 * 10**9, 300 * 10**9, 7500.5)
+
+
+def test_clearing_the_cooldown_loss_turns_the_loss_rule_off(admin_client):
+    from sessions_app.engines import build_engine
+
+    response = admin_client.post(_policy_url(_policy()), _policy_form(_policy(), cooldown_max_loss=""))
+
+    assert response.status_code == 302
+    assert _policy().cooldown_max_loss is None
+    assert build_engine(PaperSession.objects.get(session_id=SID)).cooldown.policy.max_loss == float("inf")
 
 
 # --- change log is read-only ---------------------------------------------------------

@@ -84,6 +84,75 @@ def test_a_scheduled_session_is_redefined(loaded, tmp_path):
     assert ChangeLogEntry.objects.latest("id").action == "session_redefine"
 
 
+# --- lane cooldown and abort on kill switch ----------------------------------------------
+
+
+def _cooldown_row(lane: str) -> tuple:
+    p = Lane.objects.get(name=lane).policy
+    return p.cooldown_max_breaches, p.cooldown_window_s, p.cooldown_duration_s, p.cooldown_max_loss
+
+
+def test_cooldown_and_abort_flag_round_trip_from_files_to_database_engines(loaded, bundle):
+    from ifns_paper.session_setup import setup_from_bundle
+    from sessions_app.engines import build_engine
+
+    assert _cooldown_row("paper_research") == (5, 60, 300, Decimal("10000.00"))
+    assert _cooldown_row("paper_gatecheck") == (3, 60, 600, Decimal("2000.00"))
+    assert Lane.objects.get(name="paper_gatecheck").policy.max_breaches == 0  # promotion rule untouched
+    assert dict(PaperSession.objects.values_list("session_id", "abort_on_kill_switch")) == {
+        "gatecheck_fx_momentum_v12": True, "research_fx_momentum_v13": False, "research_crypto_trend": False}
+    # an engine built from the database cools down exactly like a replay of the files
+    for sid in ("gatecheck_fx_momentum_v12", "research_fx_momentum_v13"):
+        from_db = build_engine(PaperSession.objects.get(session_id=sid)).cooldown.policy
+        assert from_db == setup_from_bundle(bundle, sid).cooldown, sid
+
+
+def test_an_edited_cooldown_is_updated_with_a_change_log_entry(loaded, tmp_path):
+    bundle = _edited_config(tmp_path, "environments/paper.yaml", "max_loss: 2000.00", "max_loss: 1500.00")
+
+    report = config_apply(bundle=bundle, actor="ops")
+
+    assert report.updated == ["lane_policy:paper_gatecheck"]
+    assert _cooldown_row("paper_gatecheck") == (3, 60, 600, Decimal("1500.00"))
+    change = ChangeLogEntry.objects.latest("id")
+    assert (change.action, change.target_type, change.target_id) == ("config_update", "lane_policy",
+                                                                     "paper_gatecheck")
+    assert change.before == {"cooldown_max_loss": "2000"} and change.after == {"cooldown_max_loss": "1500"}
+    assert config_apply(bundle=bundle, actor="ops").updated == []  # and applying it again changes nothing
+
+
+def test_a_lane_whose_cooldown_section_is_removed_gets_the_defaults(loaded, tmp_path):
+    text = (SHIPPED_CONFIG / "environments/paper.yaml").read_text()
+    section = text[text.index("    cooldown:\n      max_breaches: 3"):text.index("      max_loss: 2000.00\n")]
+    bundle = _edited_config(tmp_path, "environments/paper.yaml", section + "      max_loss: 2000.00\n", "")
+
+    report = config_apply(bundle=bundle, actor="ops")
+
+    assert report.updated == ["lane_policy:paper_gatecheck"]
+    assert _cooldown_row("paper_gatecheck") == (3, 60, 300, None)
+    assert _cooldown_row("paper_research") == (5, 60, 300, Decimal("10000.00"))
+
+
+def test_an_explicit_false_abort_flag_is_the_same_definition(loaded, tmp_path):
+    bundle = _edited_config(tmp_path, "paper_trading/session_research_crypto_trend.yaml",
+                            "duration: 2d", "duration: 2d\n  abort_on_kill_switch: false")
+    assert bundle.sessions["research_crypto_trend"][1].end.abort_on_kill_switch is False
+
+    report = config_apply(bundle=bundle, actor="ops")
+
+    assert report.updated == [] and report.skipped == []
+
+
+def test_setting_the_abort_flag_redefines_a_scheduled_session(loaded, tmp_path):
+    bundle = _edited_config(tmp_path, "paper_trading/session_research_crypto_trend.yaml",
+                            "duration: 2d", "duration: 2d\n  abort_on_kill_switch: true")
+
+    report = config_apply(bundle=bundle, actor="ops")
+
+    assert report.updated == ["paper_session:research_crypto_trend"]
+    assert PaperSession.objects.get(session_id="research_crypto_trend").abort_on_kill_switch is True
+
+
 @pytest.mark.django_db
 def test_ifns_setup_is_idempotent(capsys, settings):
     settings.DEBUG = True

@@ -94,3 +94,70 @@ def test_a_session_completes_when_its_trade_target_is_reached(loaded, no_step_ta
     assert result["completed"] == ["research_fx_momentum_v13"]
     change = ChangeLogEntry.objects.filter(target_id="research_fx_momentum_v13", action="session_stop").get()
     assert change.reason == "target reached: 2000 trades"
+
+
+# --- abort on kill switch (session files: end.abort_on_kill_switch) -------------------
+
+FX = "research_fx_momentum_v13"  # abort_on_kill_switch not set
+
+
+def _start_gate_and_fx():
+    t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    for sid in (GATE, FX):
+        session_transition(session_id=sid, action="start", actor="t", now=t0)
+    return t0
+
+
+def _statuses() -> dict:
+    return dict(PaperSession.objects.filter(session_id__in=[GATE, FX]).values_list("session_id", "status"))
+
+
+@pytest.mark.parametrize("scope", ["global", "lane:paper_gatecheck", f"session:{GATE}"])
+def test_a_session_set_to_abort_is_aborted_once_its_switch_is_halted(loaded, no_step_tasks, scope):
+    from sessions_app.services import kill_switch_set
+    from telemetry_app.models import TelemetryEvent
+
+    # given two running sessions, only the gatecheck one set to abort on a halted switch
+    t0 = _start_gate_and_fx()
+    assert scheduler.sessions_tick(now=t0 + timedelta(seconds=1))["aborted"] == []
+
+    # when a switch covering it is halted
+    kill_switch_set(scope=scope, state="halted", actor="ops", reason="feed trouble")
+    result = scheduler.sessions_tick(now=t0 + timedelta(seconds=2))
+
+    # then the scheduler aborts it through the lifecycle service, saying why
+    assert result["aborted"] == [GATE] and result["completed"] == []
+    assert _statuses() == {GATE: "aborted", FX: "running"}
+    change = ChangeLogEntry.objects.filter(target_id=GATE, action="session_abort").get()
+    assert (change.actor, change.reason) == ("scheduler", f"kill switch {scope} halted: feed trouble")
+    event = TelemetryEvent.objects.filter(session__session_id=GATE).latest("sequence")
+    assert (event.event_type, event.payload["to"], event.payload["actor"]) == (
+        "paper_session_state_change", "aborted", "scheduler")
+    assert PaperSession.objects.get(session_id=GATE).ended_at == t0 + timedelta(seconds=2)
+    # and the next tick has nothing more to do
+    assert scheduler.sessions_tick(now=t0 + timedelta(seconds=3))["aborted"] == []
+
+
+def test_an_unconfigured_session_keeps_running_under_a_halted_switch(loaded, no_step_tasks):
+    from sessions_app.services import kill_switch_set
+
+    t0 = _start_gate_and_fx()
+    kill_switch_set(scope=f"session:{FX}", state="halted", actor="ops", reason="look closer")
+    kill_switch_set(scope="lane:paper_research", state="halted", actor="ops", reason="look closer")
+
+    result = scheduler.sessions_tick(now=t0 + timedelta(seconds=1))
+
+    assert result["aborted"] == [] and _statuses() == {GATE: "running", FX: "running"}
+    assert not ChangeLogEntry.objects.filter(action="session_abort").exists()
+
+
+@pytest.mark.parametrize("state", ["reducing", "active"])
+def test_a_switch_short_of_halted_does_not_abort(loaded, no_step_tasks, state):
+    from sessions_app.services import kill_switch_set
+
+    t0 = _start_gate_and_fx()
+    kill_switch_set(scope="global", state="halted", actor="ops", reason="x")
+    kill_switch_set(scope="global", state=state, actor="ops", reason="y")
+
+    assert scheduler.sessions_tick(now=t0 + timedelta(seconds=1))["aborted"] == []
+    assert _statuses() == {GATE: "running", FX: "running"}

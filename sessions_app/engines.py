@@ -1,0 +1,42 @@
+"""Session engines from the database: one mapping of a session row (with its lane,
+envelope, execution policy and models) to a fresh ``SessionEngine``."""
+
+from __future__ import annotations
+
+from broker_app.models import ExecutionPolicy as PolicyRow
+from broker_app.models import ExecutionRoute
+from ifns_paper.engine.session import SessionEngine
+from ifns_paper.session_setup import build_setup
+from sessions_app.models import Lane, PaperSession
+
+
+def build_engine(session: PaperSession) -> SessionEngine:
+    """A fresh engine for a session, from its definition and lane as they are in the database."""
+    lane = session.lane
+    env = lane.risk_envelope
+    envelope = {f: getattr(env, f) for f in (
+        "max_order_notional", "max_position_notional_per_symbol", "max_gross_exposure", "max_net_exposure",
+        "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")}
+    row: PolicyRow = session.execution_policy
+    # Only the route the session's policy uses: others would keep rolling windows for nothing.
+    routes = {r.route_id: {"simulation": r.simulation, "latency": r.latency, "fees": r.fees,
+                           "stale_quote_ms": r.stale_quote_ms, "failures": r.failures,
+                           "trading_hours": r.trading_hours}
+              for r in ExecutionRoute.objects.filter(pk=row.route_id)}
+    policy = {"order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
+              "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps}
+    models = [(link.entry.registry_id, link.entry.version, link.weight)
+              for link in session.model_links.select_related("entry")]
+    return SessionEngine(build_setup(
+        session_id=session.session_id, lane=lane.name, strategy_id=str(session.strategy),
+        capital=float(lane.capital_amount), envelope=envelope, routes=routes, policy_id=row.policy_id,
+        policy=policy, models=models, sizing=session.sizing or {},
+        initial_portfolio=session.initial_portfolio or {"kind": "flat"}, cooldown=lane_cooldown(lane),
+    ))
+
+
+def lane_cooldown(lane: Lane) -> dict:
+    """A lane's cooldown rules shaped as its ``cooldown`` section in ``paper.yaml``."""
+    p = lane.policy
+    return {"max_breaches": p.cooldown_max_breaches, "window_s": p.cooldown_window_s,
+            "duration_s": p.cooldown_duration_s, "max_loss": p.cooldown_max_loss}
