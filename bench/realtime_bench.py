@@ -80,6 +80,7 @@ from ifns_paper.localredis import RedisUnavailable, ensure
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 REDIS_URL = "redis://127.0.0.1:6379/14"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 FEED = "synthetic_fx"
 STREAM = f"ifns:md:{FEED}"
 GROUP = "paper.sessions"
@@ -98,7 +99,7 @@ APP_SOURCES = ("sessions_app/steps.py", "sessions_app/scheduler.py", "sessions_a
                "ifns_paper/marketbus.py", "telemetry_app/sinks.py", "telemetry_app/broadcast.py",
                "broker_app/management/commands/paper_feed.py")
 STEP_LOG = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}): INFO/[^\]]*\] Task "
-                      r"sessions_app\.tasks\.session_step_task\[[^\]]+\] succeeded in ([0-9.eE+-]+)s: (\{.*\})")
+                      r"sessions_app\.tasks\.shard_step_task\[[^\]]+\] succeeded in ([0-9.eE+-]+)s: (\{.*\})")
 
 
 class BenchError(RuntimeError):
@@ -251,35 +252,88 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class Sampler:
-    """Backlog samples: stream tail, Celery queue, every session's checkpoint offset."""
+class BenchDB:
+    """The run's database, read-only from here: a temporary SQLite file or a temporary
+    PostgreSQL database (created on ``--pg-url``'s server, dropped afterwards)."""
 
-    def __init__(self, redis_client, db_path: Path) -> None:
+    def __init__(self, kind: str, run_dir: Path, pg_url: str, index: int) -> None:
+        self.kind = kind
+        if kind == "sqlite":
+            self.path = run_dir / "bench.sqlite3"
+            self.url = f"sqlite:///{self.path}"
+        else:
+            self.name = f"ifns_rt_bench_{os.getpid()}_{index}"
+            self.admin_url = pg_url
+            base = pg_url.rsplit("/", 1)[0]
+            self.url = f"{base}/{self.name}"
+            self._admin(f'DROP DATABASE IF EXISTS "{self.name}"', f'CREATE DATABASE "{self.name}"')
+
+    def _admin(self, *statements: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as con:
+            for sql in statements:
+                con.execute(sql)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of ``sql`` (``?`` placeholders); [] while the tables do not exist yet."""
+        if self.kind == "sqlite":
+            if not self.path.exists():
+                return []
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+            try:
+                return con.execute(sql, params).fetchall()
+            except sqlite3.Error:
+                return []
+            finally:
+                con.close()
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True) as con:
+                return con.execute(sql.replace("?", "%s"), params).fetchall()
+        except psycopg.Error:
+            return []
+
+    def drop(self) -> None:
+        if self.kind == "postgres":
+            with contextlib.suppress(Exception):
+                self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def pg_available(url: str) -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means: not usable here
+        return False
+
+
+class Sampler:
+    """Backlog samples: stream tail, step queues, every session's checkpoint offset."""
+
+    def __init__(self, redis_client, db: BenchDB, queues: list[str]) -> None:
         self.r = redis_client
-        self.db_path = db_path
+        self.db = db
+        self.queues = queues
         self.samples: list[dict] = []
 
     def offsets(self) -> dict[str, str]:
-        if not self.db_path.exists():
-            return {}
-        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=2)
-        try:
-            rows = con.execute(
-                "SELECT s.session_id, c.offsets FROM sessions_app_sessioncheckpoint c "
-                "JOIN sessions_app_papersession s ON s.id = c.session_id").fetchall()
-        except sqlite3.Error:
-            return {}
-        finally:
-            con.close()
-        return {sid: json.loads(off).get(STREAM) for sid, off in rows}
+        rows = self.db.query("SELECT s.session_id, c.offsets FROM sessions_app_sessioncheckpoint c "
+                             "JOIN sessions_app_papersession s ON s.id = c.session_id")
+        return {sid: (json.loads(off) if isinstance(off, str) else off).get(STREAM) for sid, off in rows}
 
     def sample(self) -> None:
         t = time.time_ns()
         pipe = self.r.pipeline(transaction=False)
         pipe.xrevrange(STREAM, count=1)
         pipe.xlen(STREAM)
-        pipe.llen("celery")
-        last, xlen, queue = pipe.execute()
+        for q in self.queues:
+            pipe.llen(q)
+        last, xlen, *lengths = pipe.execute()
+        queue = sum(lengths)
         self.samples.append({"t_ns": t, "last_id": last[0][0].decode() if last else None, "xlen": xlen,
                              "queue": queue, "offsets": self.offsets()})
 
@@ -296,7 +350,7 @@ class StreamIndex:
                 break
             for entry_id, fields in chunk:
                 keys.append(_id_key(entry_id.decode()))
-                syms.append(fields[b"y"].decode())
+                syms.append(fields.get(b"y", b"").decode())  # clocks have no symbol
                 kinds.append(fields[b"k"].decode())
                 ts.append(int(fields[b"ts"]))
             start = f"({chunk[-1][0].decode()}"
@@ -306,9 +360,12 @@ class StreamIndex:
         self.kinds = np.array(kinds)
         self.syms = np.array(syms)
         self.by_symbol = {}
-        for s in set(syms):
+        for s in set(syms) - {""}:
             idx = np.flatnonzero(self.syms == s)
             self.by_symbol[s] = (idx, self.ts[idx])
+        clock_idx = np.flatnonzero(self.kinds == "c")
+        self.clocks = (clock_idx, self.ts[clock_idx])
+        self.clock_entries = len(clock_idx)
 
     def unconsumed(self, offset: str | None) -> int:
         """Entries after ``offset`` (all of them when the session has no checkpoint yet)."""
@@ -317,13 +374,17 @@ class StreamIndex:
         return len(self.keys) - bisect.bisect_right(self.keys, _id_key(offset))
 
     def resolving_entry(self, symbol: str, at_ts: int) -> int | None:
-        """Index of the first entry of ``symbol`` with ts >= ``at_ts``."""
-        found = self.by_symbol.get(symbol)
-        if found is None:
-            return None
-        idx, ts = found
-        j = int(np.searchsorted(ts, at_ts, "left"))
-        return int(idx[j]) if j < len(idx) else None
+        """Index of the first entry that lets the broker resolve an arrival at venue time
+        ``at_ts`` + market-data latency: an entry of ``symbol`` with ts >= ``at_ts``, or a feed
+        clock at or past it, whichever the stream has first."""
+        first = []
+        for idx, ts in (self.by_symbol.get(symbol, (None, None)), self.clocks):
+            if idx is None or not len(idx):
+                continue
+            j = int(np.searchsorted(ts, at_ts, "left"))
+            if j < len(idx):
+                first.append(int(idx[j]))
+        return min(first) if first else None
 
 
 def stats(values) -> dict:
@@ -375,11 +436,12 @@ def system_cpu() -> tuple[float, float]:
     return sum(parts) - idle, sum(parts)
 
 
-def parse_steps(log: Path, t0: float, t1: float) -> dict:
-    """Celery's 'succeeded in' lines of session steps whose log time is in [t0, t1] (epoch s)."""
-    durations, rows, events, fills, skipped = [], [], [], [], Counter()
+def parse_steps(logs: list[Path], t0: float, t1: float) -> dict:
+    """Celery's 'succeeded in' lines of step tasks whose log time is in [t0, t1] (epoch s)."""
+    durations, rows, events, fills, sessions = [], [], [], [], []
     total = 0
-    for line in log.read_text(errors="replace").splitlines():
+    lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
+    for line in lines:
         m = STEP_LOG.match(line)
         if not m:
             continue
@@ -395,38 +457,34 @@ def parse_steps(log: Path, t0: float, t1: float) -> dict:
         rows.append(res.get("rows", 0))
         events.append(res.get("events", 0))
         fills.append(res.get("fills", 0))
-        skipped[res.get("skipped") or "-"] += 1
+        sessions.append(res.get("sessions", 0))
     n = len(durations)
     span = max(t1 - t0, 1e-9)
     return {"steps_in_window": n, "steps_per_s": n / span, "steps_logged_total": total,
             "duration_ms": stats(durations), "rows_per_step_mean": float(np.mean(rows)) if rows else None,
             "events_per_step_mean": float(np.mean(events)) if events else None,
-            "fills": int(sum(fills)), "worker_busy_fraction": (sum(durations) / 1000) / span,
-            "skipped": dict(skipped)}
+            "sessions_per_step_mean": float(np.mean(sessions)) if sessions else None,
+            "fills": int(sum(fills)), "worker_busy_fraction": (sum(durations) / 1000) / span}
 
 
-def db_summary(db_path: Path, since_ns: int) -> dict:
+def db_summary(db: BenchDB, since_ns: int) -> dict:
     """What the run committed; events only from ``since_ns`` (when this process joined the group)."""
-    since = dt.datetime.fromtimestamp(since_ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        events = dict(con.execute(
-            "SELECT event_type, count(*) FROM telemetry_app_telemetryevent WHERE recorded_at >= ? "
-            "GROUP BY event_type", (since,)).fetchall())
-        fills = con.execute("SELECT count(*) FROM broker_app_paperfill").fetchone()[0]
-        ck = con.execute("SELECT steps, length(engine_state) FROM sessions_app_sessioncheckpoint").fetchall()
-        statuses = dict(con.execute("SELECT status, count(*) FROM sessions_app_papersession GROUP BY status"))
-    finally:
-        con.close()
+    since = dt.datetime.fromtimestamp(since_ns / 1e9, tz=dt.UTC)
+    since_param = since.strftime("%Y-%m-%d %H:%M:%S.%f") if db.kind == "sqlite" else since
+    events = dict(db.query("SELECT event_type, count(*) FROM telemetry_app_telemetryevent WHERE recorded_at >= ? "
+                           "GROUP BY event_type", (since_param,)))
+    fills = db.query("SELECT count(*) FROM broker_app_paperfill")[0][0]
+    ck = db.query("SELECT steps, length(engine_state) FROM sessions_app_sessioncheckpoint")
+    statuses = dict(db.query("SELECT status, count(*) FROM sessions_app_papersession GROUP BY status"))
     return {"events_committed_by_type": events, "events_committed": sum(events.values()),
-            "events_committed_since": since, "fills_committed": fills,
+            "events_committed_since": since.isoformat(), "fills_committed": fills,
             "session_status": statuses,
             "checkpoint_steps": stats([s for s, _ in ck]),
             "engine_state_bytes": stats([b for _, b in ck])}
 
 
 def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols: list[str], warmup_s: float,
-             seconds: float, redis_url: str, procs: Processes, concurrency: int) -> dict:
+             seconds: float, redis_url: str, procs: Processes, shards: int, database: str, pg_url: str) -> dict:
     import redis
     from channels_redis.core import RedisChannelLayer
     from django.conf import settings
@@ -436,12 +494,12 @@ def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols:
     data_dir = run_dir / "data"
     data_dir.mkdir(parents=True)
     config_dir = run_dir / "config"
-    db_path = run_dir / "bench.sqlite3"
+    db = BenchDB(database, run_dir, pg_url, index)
     ids = write_config(config_dir, sessions=sessions, symbols=symbols, rate=rate)
     lat = route_latency(config_dir)
     env = os.environ.copy()
     env.update({"DJANGO_SETTINGS_MODULE": "ifns_paper.settings.local", "REDIS_URL": redis_url,
-                "DATABASE_URL": f"sqlite:///{db_path}", "IFNS_DATA_DIR": str(data_dir),
+                "DATABASE_URL": db.url, "IFNS_DATA_DIR": str(data_dir), "IFNS_STEP_SHARDS": str(shards),
                 "IFNS_CONFIG_DIR": str(config_dir), "PYTHONUNBUFFERED": "1",
                 "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"})
     client = redis.Redis.from_url(redis_url)
@@ -450,17 +508,20 @@ def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols:
     procs.run("setup", [sys.executable, "manage.py", "shell", "-c", SETUP_CODE.format(ids=ids)], env,
               run_dir / "setup.log", timeout=180)
     setup_s = time.monotonic() - t_setup
-    worker_log = run_dir / "worker.log"
-    worker = procs.start("worker", [str(VENV_BIN / "celery"), "-A", "ifns_paper.celery", "worker", "-c",
-                                    str(concurrency), "--loglevel", "INFO", "--hostname", f"rtbench{index}@%h",
-                                    "--without-gossip", "--without-mingle"], env, worker_log)
+    # The step workers of `make run`: one solo worker per step queue (ifns_paper/devserver.py).
+    worker_logs = [run_dir / f"steps{n}.log" for n in range(shards)]
+    workers = [procs.start(f"steps{n}", [str(VENV_BIN / "celery"), "-A", "ifns_paper.celery", "worker", "--pool",
+                                         "solo", "--queues", f"steps.{n}", "--loglevel", "INFO", "--hostname",
+                                         f"rtbench{index}s{n}@%h", "--without-gossip", "--without-mingle"],
+                           env, log) for n, log in enumerate(worker_logs)]
     deadline = time.monotonic() + 90
-    while " ready." not in _tail(worker_log, 100_000):
-        if worker.poll() is not None:
-            raise BenchError(f"the Celery worker exited with {worker.returncode}: {_tail(worker_log)}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"the Celery worker was not ready in 90 s: {_tail(worker_log)}")
-        time.sleep(0.1)
+    for worker, worker_log in zip(workers, worker_logs, strict=True):
+        while " ready." not in _tail(worker_log, 100_000):
+            if worker.poll() is not None:
+                raise BenchError(f"a step worker exited with {worker.returncode}: {_tail(worker_log)}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"a step worker was not ready in 90 s: {_tail(worker_log)}")
+            time.sleep(0.1)
     feed_log = run_dir / "feed.log"
     holder: dict = {}
 
@@ -471,12 +532,13 @@ def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols:
     def stop_feed_and_worker() -> None:
         if "feed" in holder:
             procs.stop(holder["feed"])
-        procs.stop(worker, 20, leader_only=True)  # warm: the steps under way commit and push
+        for worker in workers:
+            procs.stop(worker, 20, leader_only=True)  # warm: the steps under way commit and push
 
     redis_pid = int(client.info("server").get("process_id", 0))
 
     def cpu_probe() -> dict:
-        pids = {"worker": [worker.pid], "feed": [holder["feed"].pid] if "feed" in holder else [],
+        pids = {"worker": [w.pid for w in workers], "feed": [holder["feed"].pid] if "feed" in holder else [],
                 "redis_server": [redis_pid] if redis_pid else []}
         return {"t": time.monotonic(), "system": system_cpu(),
                 "bench": proc_cpu_seconds([os.getpid()], descendants=False),  # its children are the above
@@ -486,7 +548,7 @@ def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols:
     assert cfg["BACKEND"] == "channels_redis.core.RedisChannelLayer", cfg["BACKEND"]
     assert cfg["CONFIG"]["hosts"] == [redis_url], cfg["CONFIG"]["hosts"]
     layer = RedisChannelLayer(**cfg["CONFIG"])
-    sampler = Sampler(client, db_path)
+    sampler = Sampler(client, db, [f"steps.{n}" for n in range(shards)])
 
     async def go() -> dict:
         return await _measure(layer, sampler, start_feed, stop_feed_and_worker, warmup_s, seconds, cpu_probe)
@@ -502,8 +564,10 @@ def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols:
     result.update({"rate_ticks_per_s_per_symbol": rate, "sessions": sessions, "symbols": symbols,
                    "warmup_s": warmup_s, "seconds": seconds, "setup_s": setup_s, "route": lat,
                    "feed_started": feed_alive})
-    result["steps"] = parse_steps(worker_log, raw["t_measure_ns"] / 1e9, raw["t_end_ns"] / 1e9)
-    result["db"] = db_summary(db_path, raw["t_subscribed_ns"])
+    result["steps"] = parse_steps(worker_logs, raw["t_measure_ns"] / 1e9, raw["t_end_ns"] / 1e9)
+    result["db"] = db_summary(db, raw["t_subscribed_ns"])
+    db.drop()
+    result["stream"] = {"clock_entries": index_.clock_entries, "entries": len(index_.keys)}
     rec_total = sum(raw["received"].values())
     result["push"] = {"events_received_by_type": dict(raw["received"]), "events_received": rec_total,
                       "events_committed": result["db"]["events_committed"],
@@ -747,7 +811,8 @@ def summary(report: dict) -> str:
     lines = [
         f"IFNS real-time benchmark: {p['sessions']} sessions x {len(p['symbols'])} symbols, "
         f"{p['rate']:g} ticks/s/symbol (measured {m['feed']['quotes_per_s_per_symbol']:.1f}), "
-        f"{p['seconds']:g} s after {p['warmup']:g} s warm-up, worker -c {p['concurrency']}, "
+        f"{p['seconds']:g} s after {p['warmup']:g} s warm-up, {p['shards']} solo step workers, "
+        f"{p['database'].split(',')[0]}, "
         f"{report['machine']['cpus_usable']} CPUs",
         "  latency of order_filled pushes (receipt in a channel-layer client − ...):",
         _lat_line("fill ts", lat["fill_ts_to_push"]),
@@ -762,7 +827,8 @@ def summary(report: dict) -> str:
         f"max {_f(b['max_lag_ms'].get('max'), '.0f')} ms, final {_f(b['final_max_lag_ms'], '.0f')} ms / "
         f"{_f(b['final_max_unconsumed_entries'], '.0f')} entries: {'GROWS (FAIL)' if b['grows'] else 'bounded (PASS)'}",
         f"  steps: {st['steps_per_s']:.1f}/s, duration p50 {_f(st['duration_ms'].get('p50'))} ms p99 "
-        f"{_f(st['duration_ms'].get('p99'))} ms, {_f(st['rows_per_step_mean'])} rows/step; CPU (cores): worker "
+        f"{_f(st['duration_ms'].get('p99'))} ms, {_f(st['sessions_per_step_mean'])} sessions and "
+        f"{_f(st['rows_per_step_mean'])} rows/step; CPU (cores): step workers "
         f"{m['cpu']['worker_cores']:.2f}, feed {m['cpu']['feed_cores']:.2f}, redis {m['cpu']['redis_server_cores']:.2f}, "
         f"bench {m['cpu']['bench_cores']:.2f}; machine busy {m['cpu']['system_busy_fraction_all_cpus']:.0%}",
         f"  pushes: {m['push']['events_received']:,} events received / {m['push']['events_committed']:,} committed"
@@ -802,7 +868,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=20.0, help="ticks/s per symbol (feed ticks_per_second)")
     p.add_argument("--seconds", type=float, default=30.0, help="measured seconds, after the warm-up")
     p.add_argument("--warmup", type=float, default=5.0)
-    p.add_argument("--concurrency", type=int, default=2, help="Celery worker -c")
+    p.add_argument("--shards", type=int, default=2, help="step queues, one solo worker each (IFNS_STEP_SHARDS)")
+    p.add_argument("--database", choices=("auto", "postgres", "sqlite"), default="auto",
+                   help="auto: PostgreSQL when --pg-url answers, else SQLite")
+    p.add_argument("--pg-url", default=PG_URL, help="a PostgreSQL server to create the run's databases on")
     p.add_argument("--sweep", default="50,100,200,400", help="rates tried after the main run (ascending)")
     p.add_argument("--sweep-seconds", type=float, default=15.0)
     p.add_argument("--no-sweep", action="store_true")
@@ -813,6 +882,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
     check_redis_url(args.redis_url)
+    database = args.database
+    if database == "auto":
+        database = "postgres" if pg_available(args.pg_url) else "sqlite"
+    elif database == "postgres" and not pg_available(args.pg_url):
+        raise BenchError(f"--database postgres: nothing answers at {args.pg_url}")
 
     config = yaml.safe_load((ROOT / "config" / "environments" / "paper.yaml").read_text())
     feed_symbols = config["environment"]["feeds"][FEED]["symbols"]
@@ -838,7 +912,8 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     common = {"tmp_root": tmp_root, "sessions": args.sessions, "symbols": symbols, "warmup_s": args.warmup,
-              "redis_url": args.redis_url, "procs": procs, "concurrency": args.concurrency}
+              "redis_url": args.redis_url, "procs": procs, "shards": args.shards, "database": database,
+              "pg_url": args.pg_url}
     sweep: dict | None = None
     try:
         print(f"main run: {args.rate:g} ticks/s/symbol, {args.warmup:g}+{args.seconds:g} s ...", flush=True)
@@ -866,9 +941,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "code": {**code_info(), **app_code_info()},
         "params": {"sessions": args.sessions, "symbols": symbols, "rate": args.rate, "seconds": args.seconds,
-                   "warmup": args.warmup, "concurrency": args.concurrency, "feed_interval_ms": INTERVAL_MS,
+                   "warmup": args.warmup, "shards": args.shards, "feed_interval_ms": INTERVAL_MS,
                    "sizing": SIZING, "execution_policy": "immediate", "strategy": "strat.momentum_fx 1.3.0",
-                   "redis_url": args.redis_url, "database": "temporary SQLite (WAL), one per run"},
+                   "redis_url": args.redis_url,
+                   "database": "temporary SQLite (WAL), one per run" if database == "sqlite" else
+                   "temporary PostgreSQL database, one per run"},
         "method": {
             "receipt": "time.time_ns() when this process's RedisChannelLayer.receive() returns the message "
                        "of the paper.sessions group",

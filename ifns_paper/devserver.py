@@ -4,7 +4,8 @@
 2. ``manage.py ifns_setup``: migrate, load the shipped config, demo admin.
    Demo sessions (tagged ``demo``) are started.
 3. ``honcho start``: ASGI web server, Celery worker, Celery beat and the
-   synthetic feeds (``Procfile``).
+   feeds (``Procfile``), plus one solo step worker per step shard
+   (``IFNS_STEP_SHARDS``, default 2: ``steps0`` consumes queue ``steps.0``, ...).
    Ctrl-C (SIGINT) or SIGTERM stops all of them, then the Redis we started.
 """
 
@@ -19,6 +20,20 @@ from pathlib import Path
 from ifns_paper.localredis import RedisUnavailable, ensure
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def step_worker_lines(shards: int) -> list[str]:
+    """One solo Celery worker per step queue: it keeps its sessions' engines in memory."""
+    return [f"steps{n}: celery -A ifns_paper.celery worker --pool solo --queues steps.{n} --loglevel INFO "
+            f"--hostname steps{n}@%h" for n in range(shards)]
+
+
+def procfile_text(env: dict) -> str:
+    shards = env.get("IFNS_STEP_SHARDS", "2")
+    if not shards.isdigit() or int(shards) < 1:
+        raise SystemExit(f"IFNS_STEP_SHARDS: expected a whole number >= 1, got {shards!r}")
+    base = (ROOT / "Procfile").read_text().rstrip("\n").splitlines()
+    return "\n".join([*base, *step_worker_lines(int(shards))]) + "\n"
 
 
 def main() -> int:
@@ -50,8 +65,11 @@ def main() -> int:
         if setup.returncode != 0:
             return setup.returncode
         print(f"\n  IFNS Paper (PAPER: simulated capital) → open http://127.0.0.1:{port}/\n", flush=True)
+        procfile = data_dir / "Procfile.run"
+        procfile.parent.mkdir(parents=True, exist_ok=True)
+        procfile.write_text(procfile_text(env))
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)],
+            [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)],
             env=env, cwd=ROOT,
         )
 

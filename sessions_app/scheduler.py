@@ -1,14 +1,20 @@
 """Moving sessions in time: start at their start time, end at their end
-condition, and queue at most one step per running session at a time.
+condition, and keep the running ones stepping.
 
-Steps are coalesced with a Redis flag (``SET NX`` with an expiry): whoever
-sets it enqueues the step; the step clears it when it starts, so data that
-arrives during a step queues exactly one more.
+Steps run per *shard*: the running sessions of one feed whose id hashes
+(crc32) to one of ``IFNS_STEP_SHARDS`` queues ``steps.<n>``. One step task
+advances all of them (one stream read, one transaction, see ``steps``), and
+each queue is consumed by one solo worker that keeps its engines in memory.
+Steps are coalesced with a Redis flag per (feed, shard) (``SET NX`` with an
+expiry): whoever sets it enqueues the step; the step clears it when it
+starts, so data that arrives during a step queues exactly one more.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import zlib
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -21,7 +27,9 @@ from sessions_app.models import KillSwitch, PaperSession
 from sessions_app.services import session_transition
 
 log = logging.getLogger(__name__)
-FLAG_TTL_S = 30
+FLAG_TTL_S = 5  # a flag outliving a lost task (worker killed) delays that shard's steps by at most this
+FEED_SHARDS_TTL_S = 1.0
+_feed_shards: dict[str, tuple[float, list[int]]] = {}  # feed -> (expires, shards with running sessions)
 
 
 @lru_cache(maxsize=1)
@@ -29,28 +37,57 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def _flag(session_id: str) -> str:
-    return f"ifns:step:queued:{session_id}"
+def shard_of(session_id: str) -> int:
+    return zlib.crc32(session_id.encode()) % settings.IFNS_STEP_SHARDS
 
 
-def step_enqueue(session_id: str) -> bool:
-    """Queue one step unless one is already queued; True when this call queued it."""
-    from sessions_app.tasks import session_step_task
+def step_queue(shard: int) -> str:
+    return f"steps.{shard}"
 
-    if not redis_client().set(_flag(session_id), "1", nx=True, ex=FLAG_TTL_S):
+
+def step_queues() -> list[str]:
+    return [step_queue(n) for n in range(settings.IFNS_STEP_SHARDS)]
+
+
+def _flag(feed: str, shard: int) -> str:
+    return f"ifns:step:queued:{feed}:{shard}"
+
+
+def shard_enqueue(feed: str, shard: int) -> bool:
+    """Queue one step of a shard unless one is already queued; True when this call queued it."""
+    from sessions_app.tasks import shard_step_task
+
+    if not redis_client().set(_flag(feed, shard), "1", nx=True, ex=FLAG_TTL_S):
         return False
-    session_step_task.delay(session_id)
+    shard_step_task.apply_async((feed, shard), queue=step_queue(shard))
     return True
 
 
-def step_started(session_id: str) -> None:
-    redis_client().delete(_flag(session_id))
+def step_started(feed: str, shard: int) -> None:
+    redis_client().delete(_flag(feed, shard))
+
+
+def shard_sessions(feed: str, shard: int) -> list[str]:
+    """The running sessions of ``feed`` that step on ``shard``."""
+    ids = PaperSession.objects.filter(status="running", feed=feed).values_list("session_id", flat=True)
+    return [sid for sid in ids if shard_of(sid) == shard]
+
+
+def step_enqueue(session_id: str) -> bool:
+    """Queue a step of the shard ``session_id`` belongs to (after an operator's action)."""
+    feed = PaperSession.objects.filter(session_id=session_id).values_list("feed", flat=True).first()
+    return feed is not None and shard_enqueue(feed, shard_of(session_id))
 
 
 def steps_for_feed(feed: str) -> int:
-    """Queue a step for every running session on ``feed`` (called by feed processes)."""
-    ids = PaperSession.objects.filter(status="running", feed=feed).values_list("session_id", flat=True)
-    return sum(step_enqueue(sid) for sid in ids)
+    """Queue a step for every shard with running sessions on ``feed`` (called by feed processes
+    after each publish; the shards are looked up at most once a second)."""
+    now = time.monotonic()
+    cached = _feed_shards.get(feed)
+    if cached is None or cached[0] <= now:
+        ids = PaperSession.objects.filter(status="running", feed=feed).values_list("session_id", flat=True)
+        cached = _feed_shards[feed] = (now + FEED_SHARDS_TTL_S, sorted({shard_of(sid) for sid in ids}))
+    return sum(shard_enqueue(feed, shard) for shard in cached[1])
 
 
 def end_reason(session: PaperSession, now: datetime) -> str | None:

@@ -1,192 +1,325 @@
-"""Real-time session steps: new market data → the session engine → the database.
+"""Real-time session steps: new market data → the session engines → the database.
 
-``session_step`` is the unit of work of the Celery step task. In one
-transaction it locks the session row (so steps of one session never run
-concurrently), reads every stream entry after the checkpoint, runs the
-engine, and writes orders, fills, positions, telemetry events and the new
-checkpoint. A step that dies before committing leaves nothing behind; the
-redelivered step starts from the same checkpoint and, the engine being
-deterministic, produces the same results. Unique keys (client order id,
-fill id, event sequence) back this up.
+A step advances a group of running sessions (a *shard*: the sessions of one
+feed that hash to one step queue, see ``scheduler``). In one transaction it
+locks their rows (so steps of one session never run concurrently), reads the
+feed's stream once from the oldest checkpoint, runs each session's engine on
+its own symbols' entries after its own checkpoint, and writes the orders,
+fills, positions, telemetry events and new checkpoints of all of them with a
+handful of bulk statements. A step that dies before committing leaves
+nothing behind; the redelivered step starts from the same checkpoints and,
+the engines being deterministic, produces the same results. Unique keys
+(client order id, fill id, event sequence) back this up.
+
+Engines stay in the worker's memory between steps (``_ENGINES``); a cached
+engine is used only while the checkpoint's step counter is the one it was
+saved with, so a step committed elsewhere (another worker, a restart) is
+always picked up from the database. The checkpoint still carries the pickled
+engine: it is what a restarted worker resumes from.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import transaction
+from django.utils import timezone
 
-from broker_app.models import ExecutionPolicy as PolicyRow
-from broker_app.models import ExecutionRoute, PaperFill, PaperOrder, PaperPosition
+from broker_app.models import PaperFill, PaperOrder, PaperPosition
 from ifns_paper import marketbus
 from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.marketdata import QuoteBatch
 from ifns_paper.engine.session import SessionEngine, TelemetryRecord
-from ifns_paper.session_setup import build_setup
+from sessions_app.engines import build_engine
 from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
 from telemetry_app.models import TelemetryEvent
 from telemetry_app.sinks import publish_committed
 
+log = logging.getLogger(__name__)
+
 MAX_ENTRIES_PER_STEP = 20_000
+ENGINE_CACHE_SIZE = 256
+_ENGINES: OrderedDict[str, tuple[int, SessionEngine]] = OrderedDict()  # session id -> (steps, engine)
+
+_ORDER_FIELDS = ("session", "decision_id", "symbol", "side", "quantity", "order_type", "time_in_force",
+                 "limit_price", "stop_price", "route_id", "policy_id", "status", "filled_quantity",
+                 "average_price", "reason", "submitted_at", "updated_at")
+_POSITION_FIELDS = ("quantity", "avg_cost", "realized", "unrealized", "fees", "mark")
+_CHECKPOINT_FIELDS = ("offsets", "engine_state", "steps", "data_ts", "cash", "equity", "updated_at")
 
 
 def ns_to_datetime(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
-def build_engine(session: PaperSession) -> SessionEngine:
-    """A fresh engine for a session, from its definition and lane as they are in the database."""
-    lane = session.lane
-    env = lane.risk_envelope
-    envelope = {f: getattr(env, f) for f in (
-        "max_order_notional", "max_position_notional_per_symbol", "max_gross_exposure", "max_net_exposure",
-        "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")}
-    row: PolicyRow = session.execution_policy
-    # Only the route the session's policy uses: others would keep rolling windows for nothing.
-    routes = {r.route_id: {"simulation": r.simulation, "latency": r.latency, "fees": r.fees,
-                           "stale_quote_ms": r.stale_quote_ms, "failures": r.failures,
-                           "trading_hours": r.trading_hours}
-              for r in ExecutionRoute.objects.filter(pk=row.route_id)}
-    policy = {"order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
-              "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps}
-    models = [(link.entry.registry_id, link.entry.version, link.weight)
-              for link in session.model_links.select_related("entry")]
-    return SessionEngine(build_setup(
-        session_id=session.session_id, lane=lane.name, strategy_id=str(session.strategy),
-        capital=float(lane.capital_amount), envelope=envelope, routes=routes, policy_id=row.policy_id,
-        policy=policy, models=models, sizing=session.sizing or {},
-        initial_portfolio=session.initial_portfolio or {"kind": "flat"}, max_breaches=lane.policy.max_breaches,
-    ))
+def start_entry(session: PaperSession) -> str:
+    """The first stream entry id a session may consume: entries published from its start on."""
+    started = session.started_at or timezone.now()
+    return f"{int(started.timestamp() * 1000)}-0"
+
+
+def apply_items(engine: SessionEngine, items, data_ts: int) -> tuple[list[TelemetryRecord], int, list[str]]:
+    """Feed stream items (quote/trade runs and clocks, in stream order) to ``engine``.
+
+    Data older than ``data_ts`` (what the session already consumed: a feed restarted
+    with an older clock) is never fed backwards; it is skipped and described. Returns
+    the records, the new data time and the descriptions of what was skipped."""
+    records: list[TelemetryRecord] = []
+    skipped: list[str] = []
+    for item in items:
+        if isinstance(item, marketbus.Clock):
+            if item.ts > data_ts:
+                records += engine.advance_to(item.ts)
+                data_ts = item.ts
+            continue
+        if int(item.ts[0]) < data_ts:
+            skipped.append(f"{item.symbol}: {len(item)} rows older than the checkpoint")
+            continue
+        records += engine.on_quotes(item) if isinstance(item, QuoteBatch) else engine.on_trades(item)
+        data_ts = max(data_ts, int(item.ts[-1]))
+    return records, data_ts, skipped
+
+
+@dataclass
+class SessionStep:
+    session: PaperSession
+    engine: SessionEngine
+    checkpoint: SessionCheckpoint | None
+    offsets: dict
+    data_ts: int
+    switch_in_db: str | None  # the session-scope switch state stored, if any
+    records: list[TelemetryRecord] = field(default_factory=list)
+    rows: int = 0
 
 
 @dataclass
 class StepResult:
-    session_id: str
-    rows: int = 0
+    sessions: list[str] = field(default_factory=list)  # stepped
+    rows: int = 0  # market-data rows consumed, all sessions
     events: int = 0
     fills: int = 0
-    skipped: str = ""
+    more: bool = False  # the read hit ``max_entries``: more data is waiting
+    skipped: dict[str, str] = field(default_factory=dict)  # session id -> why it was not stepped
     bad_entries: list[str] = field(default_factory=list)
 
 
-def _switch_states(session: PaperSession) -> dict:
-    scopes = ["global", f"lane:{session.lane.name}", f"session:{session.session_id}"]
-    return {k.scope: k.state for k in KillSwitch.objects.filter(scope__in=scopes)}
-
-
-def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_STEP) -> StepResult:
-    """Process the new market data of one running session (see the module docstring)."""
-    result = StepResult(session_id)
-    with transaction.atomic():
-        session = (PaperSession.objects.select_for_update(of=("self",)).select_related("lane", "lane__risk_envelope",
-                                                                          "lane__policy", "execution_policy__route",
-                                                                          "strategy")
-                   .filter(session_id=session_id).first())
-        if session is None or session.status != "running":
-            result.skipped = "not running"
-            return result
-        checkpoint = SessionCheckpoint.objects.filter(session=session).first()
-        engine = pickle.loads(checkpoint.engine_state) if checkpoint else build_engine(session)
-        engine.switches.restore(_switch_states(session))
-        offsets = dict(checkpoint.offsets) if checkpoint else {}
-        records: list[TelemetryRecord] = []
-        if checkpoint is not None:
-            records += engine.enforce_switches(checkpoint.data_ts)
-
-        key = marketbus.stream_key(session.feed)
-        read = marketbus.read(client, key, set(session.symbols), after=offsets.get(key), count=max_entries)
-        if read.last_id:
-            offsets[key] = read.last_id
-        batches = read.batches
-        result.rows += read.rows
-        result.bad_entries += read.bad
-        if not batches and checkpoint is not None and not records:
-            result.skipped = "no new data"
-            return result
-
-        data_ts = checkpoint.data_ts if checkpoint else 0
-        for batch in batches:  # already in the feed's time order
-            if int(batch.ts[0]) < data_ts:
-                # Data older than what this session already consumed (a feed restarted with an
-                # older clock): never fed backwards, reported once per step.
-                result.bad_entries.append(f"{batch.symbol}: {len(batch)} rows older than the checkpoint")
-                continue
-            if isinstance(batch, QuoteBatch):
-                records += engine.on_quotes(batch)
-            else:
-                records += engine.on_trades(batch)
-            data_ts = max(data_ts, int(batch.ts[-1]))
-        _persist(session, engine, records, result)
-        _save_switches(session, engine)
-        state = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
-        ledger = engine.ledger
-        SessionCheckpoint.objects.update_or_create(session=session, defaults={
-            "offsets": offsets, "engine_state": state, "steps": (checkpoint.steps if checkpoint else 0) + 1,
-            "data_ts": data_ts, "cash": ledger.cash, "equity": ledger.equity,
-        })
+def step_sessions(session_ids: list[str], *, client, max_entries: int = MAX_ENTRIES_PER_STEP) -> StepResult:
+    """Process the new market data of the running sessions among ``session_ids`` (see the module
+    docstring). Sessions that are not running are skipped."""
+    result = StepResult()
+    touched: list[str] = []
+    try:
+        with transaction.atomic():
+            steps = _load(session_ids, result)
+            touched = [s.session.session_id for s in steps]
+            if steps:
+                _run(steps, client, max_entries, result)
+                _persist(steps, result)
+    except BaseException:
+        for sid in touched:  # their engines ran past the database state: rebuild from it next time
+            _ENGINES.pop(sid, None)
+        raise
     return result
 
 
-def _persist(session: PaperSession, engine: SessionEngine, records: list[TelemetryRecord], result: StepResult) -> None:
+def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_STEP) -> StepResult:
+    """One session's step (tests, operators' tools): ``step_sessions`` of one."""
+    return step_sessions([session_id], client=client, max_entries=max_entries)
+
+
+def _load(session_ids: list[str], result: StepResult) -> list[SessionStep]:
+    sessions = list(
+        PaperSession.objects.select_for_update(of=("self",))
+        .select_related("lane", "lane__risk_envelope", "lane__policy", "execution_policy__route", "strategy")
+        .filter(session_id__in=session_ids).order_by("session_id")
+    )
+    found = {s.session_id for s in sessions}
+    for sid in session_ids:
+        if sid not in found:
+            result.skipped[sid] = "unknown session"
+    running = []
+    for s in sessions:
+        if s.status == "running":
+            running.append(s)
+        else:
+            result.skipped[s.session_id] = "not running"
+    if not running:
+        return []
+    checkpoints = {c.session_id: c for c in SessionCheckpoint.objects.filter(session__in=running)
+                   .defer("engine_state")}
+    switches = {k.scope: k.state for k in KillSwitch.objects.all()}  # a handful of rows
+    steps = []
+    for session in running:
+        cp = checkpoints.get(session.pk)
+        engine = _engine(session, cp)
+        scopes = ("global", f"lane:{session.lane.name}", f"session:{session.session_id}")
+        engine.switches.restore({s: switches[s] for s in scopes if s in switches})
+        step = SessionStep(session, engine, cp, dict(cp.offsets) if cp else {}, cp.data_ts if cp else 0,
+                           switches.get(scopes[2]))
+        if cp is not None:
+            step.records += engine.enforce_switches(cp.data_ts)
+        steps.append(step)
+    return steps
+
+
+def _engine(session: PaperSession, cp: SessionCheckpoint | None) -> SessionEngine:
+    sid = session.session_id
+    if cp is None:
+        _ENGINES.pop(sid, None)
+        return build_engine(session)
+    cached = _ENGINES.get(sid)
+    if cached is not None and cached[0] == cp.steps:
+        _ENGINES.move_to_end(sid)
+        return cached[1]
+    state = SessionCheckpoint.objects.filter(pk=cp.pk).values_list("engine_state", flat=True).get()
+    return pickle.loads(state)
+
+
+def _run(steps: list[SessionStep], client, max_entries: int, result: StepResult) -> None:
+    by_feed: dict[str, list[SessionStep]] = defaultdict(list)
+    for step in steps:
+        by_feed[step.session.feed].append(step)
+    for feed, group in by_feed.items():
+        key = marketbus.stream_key(feed)
+        # Each session reads after its checkpoint, or from its start; one read serves the group.
+        after = {s.session.session_id: s.offsets.get(key) or _just_before(start_entry(s.session)) for s in group}
+        lowest = min(after.values(), key=marketbus.parse_id)
+        entries = marketbus.read_entries(client, key, after=lowest, count=max_entries)
+        result.bad_entries += entries.bad
+        result.more = result.more or len(entries.ids) + len(entries.bad) >= max_entries
+        for step in group:
+            read = entries.select(set(step.session.symbols), after=after[step.session.session_id])
+            if read.last_id:
+                step.offsets[key] = read.last_id
+            records, step.data_ts, skipped = apply_items(step.engine, read.batches, step.data_ts)
+            step.records += records
+            step.rows += read.rows
+            result.rows += read.rows
+            result.bad_entries += skipped
+
+
+def _just_before(entry_id: str) -> str:
+    """The largest possible entry id before ``entry_id`` (to read from it inclusively)."""
+    ms, seq = marketbus.parse_id(entry_id)
+    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-18446744073709551615"
+
+
+def _persist(steps: list[SessionStep], result: StepResult) -> None:
+    orders: list[PaperOrder] = []
+    fills: list[tuple[str, PaperFill]] = []  # (client order id, fill)
+    positions: list[PaperPosition] = []
+    events: list[TelemetryEvent] = []
+    checkpoints: list[SessionCheckpoint] = []
+    sessions: list[PaperSession] = []
+    switches: list[KillSwitch] = []
+    stepped: dict[str, tuple[int, SessionEngine]] = {}
+    now = timezone.now()
+    for step in steps:
+        session, engine = step.session, step.engine
+        if step.checkpoint is not None and not step.records and not step.rows and \
+                step.offsets == step.checkpoint.offsets and step.data_ts == step.checkpoint.data_ts:
+            result.skipped[session.session_id] = "no new data"
+            continue
+        result.sessions.append(session.session_id)
+        orders += _order_rows(session, engine, step.records)
+        for rec in step.records:
+            if rec.type == "order_filled":
+                f = rec.payload
+                fills.append((f["client_order_id"], PaperFill(
+                    session=session, fill_id=f["fill_id"], symbol=f["symbol"], side=f["side"],
+                    quantity=f["quantity"], price=f["price"], arrival_mid=f["arrival_mid"],
+                    slippage_bps=f["slippage_bps"], fee=f["fee"], liquidity=f["liquidity"],
+                    route_id=f["route_id"], event_time=ns_to_datetime(f["ts"]))))
+        for symbol, pos in engine.ledger.positions.items():
+            positions.append(PaperPosition(
+                session=session, symbol=symbol, quantity=pos.quantity, avg_cost=pos.avg_cost,
+                realized=pos.realized, unrealized=pos.unrealized, fees=pos.fees,
+                mark=None if pos.mark != pos.mark else pos.mark))
+        seq = session.last_event_seq
+        for rec in step.records:
+            seq += 1
+            events.append(TelemetryEvent(env="paper", lane=session.lane.name, session=session,
+                                         event_type=rec.type, sequence=seq, event_time=ns_to_datetime(rec.ts),
+                                         payload=rec.payload))
+        if seq != session.last_event_seq:
+            session.last_event_seq = seq
+            sessions.append(session)
+        switch = _switch_row(step)
+        if switch is not None:
+            switches.append(switch)
+        ledger = engine.ledger
+        count = (step.checkpoint.steps if step.checkpoint else 0) + 1
+        checkpoints.append(SessionCheckpoint(
+            session=session, offsets=step.offsets, engine_state=pickle.dumps(engine, pickle.HIGHEST_PROTOCOL),
+            steps=count, data_ts=step.data_ts, cash=ledger.cash, equity=ledger.equity,
+            created_at=now, updated_at=now))
+        stepped[session.session_id] = (count, engine)
+
+    if orders:
+        PaperOrder.objects.bulk_create(orders, update_conflicts=True, unique_fields=["client_order_id"],
+                                       update_fields=[f for f in _ORDER_FIELDS if f != "session"])
+    if fills:
+        ids = dict(PaperOrder.objects.filter(client_order_id__in={c for c, _ in fills})
+                   .values_list("client_order_id", "pk"))
+        for coid, fill in fills:
+            fill.order_id = ids[coid]
+        PaperFill.objects.bulk_create([f for _, f in fills])
+    result.fills = len(fills)
+    if positions:
+        PaperPosition.objects.bulk_create(positions, update_conflicts=True, unique_fields=["session", "symbol"],
+                                          update_fields=list(_POSITION_FIELDS))
+    TelemetryEvent.objects.bulk_create(events)
+    result.events = len(events)
+    if sessions:
+        PaperSession.objects.bulk_update(sessions, ["last_event_seq"])
+    for row in switches:
+        KillSwitch.objects.update_or_create(scope=row.scope, defaults={
+            "state": row.state, "actor": row.actor, "reason": row.reason})
+    if checkpoints:
+        SessionCheckpoint.objects.bulk_create(checkpoints, update_conflicts=True, unique_fields=["session"],
+                                              update_fields=list(_CHECKPOINT_FIELDS))
+    if events:
+        out = [e.as_record(e.session.session_id) for e in events]
+        transaction.on_commit(lambda: publish_committed(out))
+    transaction.on_commit(lambda: _remember(stepped))
+
+
+def _remember(stepped: dict[str, tuple[int, SessionEngine]]) -> None:
+    for sid, entry in stepped.items():
+        _ENGINES[sid] = entry
+        _ENGINES.move_to_end(sid)
+    while len(_ENGINES) > ENGINE_CACHE_SIZE:
+        _ENGINES.popitem(last=False)
+
+
+def _order_rows(session: PaperSession, engine: SessionEngine, records: list[TelemetryRecord]) -> list[PaperOrder]:
     touched: set[str] = set()
-    fills: list[PaperFill] = []
     for rec in records:
-        if rec.type == "order_submitted" or rec.type in ("order_filled", "order_rejected"):
+        if rec.type in ("order_submitted", "order_filled", "order_rejected"):
             touched.add(rec.payload["client_order_id"])
     for view in engine.broker.working_orders():
         touched.add(view.order.client_order_id)
-    orders = {}
+    rows = []
     for coid in sorted(touched):
         view = engine.broker.order(coid)
         o = view.order
-        orders[coid], _ = PaperOrder.objects.update_or_create(client_order_id=coid, defaults={
-            "session": session, "decision_id": o.decision_id, "symbol": o.symbol, "side": str(o.side),
-            "quantity": o.quantity, "order_type": str(o.order_type), "time_in_force": str(o.time_in_force),
-            "limit_price": o.limit_price, "stop_price": o.stop_price, "route_id": o.route_id,
-            "policy_id": o.policy_id, "status": str(view.status), "filled_quantity": view.filled_quantity,
-            "average_price": view.average_price, "reason": view.reason,
-            "submitted_at": ns_to_datetime(view.submitted_ts),
-        })
-    for rec in records:
-        if rec.type == "order_filled":
-            f = rec.payload
-            fills.append(PaperFill(
-                session=session, order=orders[f["client_order_id"]], fill_id=f["fill_id"], symbol=f["symbol"],
-                side=f["side"], quantity=f["quantity"], price=f["price"], arrival_mid=f["arrival_mid"],
-                slippage_bps=f["slippage_bps"], fee=f["fee"], liquidity=f["liquidity"], route_id=f["route_id"],
-                event_time=ns_to_datetime(f["ts"]),
-            ))
-    PaperFill.objects.bulk_create(fills)
-    result.fills = len(fills)
-    for symbol, pos in engine.ledger.positions.items():
-        PaperPosition.objects.update_or_create(session=session, symbol=symbol, defaults={
-            "quantity": pos.quantity, "avg_cost": pos.avg_cost, "realized": pos.realized,
-            "unrealized": pos.unrealized, "fees": pos.fees, "mark": None if pos.mark != pos.mark else pos.mark,
-        })
-    # Telemetry: sequence numbers continue the session's own counter.
-    seq = session.last_event_seq
-    events = []
-    for rec in records:
-        seq += 1
-        events.append(TelemetryEvent(env="paper", lane=session.lane.name, session=session, event_type=rec.type,
-                                     sequence=seq, event_time=ns_to_datetime(rec.ts), payload=rec.payload))
-    TelemetryEvent.objects.bulk_create(events)
-    PaperSession.objects.filter(pk=session.pk).update(last_event_seq=seq)
-    result.events = len(events)
-    if events:
-        out = [e.as_record(session.session_id) for e in events]
-        transaction.on_commit(lambda: publish_committed(out))
+        rows.append(PaperOrder(
+            client_order_id=coid, session=session, decision_id=o.decision_id, symbol=o.symbol, side=str(o.side),
+            quantity=o.quantity, order_type=str(o.order_type), time_in_force=str(o.time_in_force),
+            limit_price=o.limit_price, stop_price=o.stop_price, route_id=o.route_id, policy_id=o.policy_id,
+            status=str(view.status), filled_quantity=view.filled_quantity, average_price=view.average_price,
+            reason=view.reason, submitted_at=ns_to_datetime(view.submitted_ts)))
+    return rows
 
 
-def _save_switches(session: PaperSession, engine: SessionEngine) -> None:
-    """Persist switch changes the engine made itself (e.g. REDUCING after a drawdown breach)."""
-    scope = f"session:{session.session_id}"
-    state = engine.switches.get(scope)
-    current = KillSwitch.objects.filter(scope=scope).first()
-    if state is SwitchState.ACTIVE and current is None:
-        return
-    if current is None or current.state != state:
-        KillSwitch.objects.update_or_create(scope=scope, defaults={"state": str(state), "actor": "dra",
-                                                                   "reason": "automatic (risk breach)"})
+def _switch_row(step: SessionStep) -> KillSwitch | None:
+    """A switch change the engine made itself (e.g. REDUCING after a drawdown breach), to persist."""
+    state = step.engine.switches.get(f"session:{step.session.session_id}")
+    if step.switch_in_db is None and state is SwitchState.ACTIVE or step.switch_in_db == str(state):
+        return None
+    return KillSwitch(scope=f"session:{step.session.session_id}", state=str(state), actor="dra",
+                      reason="automatic (risk breach)")

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from sessions_app import scheduler
 from sessions_app.registry import registry_export, registry_in_sync
-from sessions_app.steps import session_step
+from sessions_app.steps import step_sessions
 
 
 @shared_task(ignore_result=True)
@@ -28,13 +28,14 @@ def registry_sync() -> bool:
 
 
 @shared_task(ignore_result=True, acks_late=True)
-def session_step_task(session_id: str) -> dict:
-    """One step of a running session; re-enqueues itself while data keeps coming."""
-    scheduler.step_started(session_id)
-    result = session_step(session_id=session_id, client=scheduler.redis_client())
-    if result.rows and not result.skipped:
-        scheduler.step_enqueue(session_id)  # more may have arrived meanwhile (coalesced)
-    return {"rows": result.rows, "events": result.events, "fills": result.fills, "skipped": result.skipped}
+def shard_step_task(feed: str, shard: int) -> dict:
+    """One step of the running sessions of ``feed`` on ``shard`` (queue ``steps.<shard>``)."""
+    scheduler.step_started(feed, shard)
+    result = step_sessions(scheduler.shard_sessions(feed, shard), client=scheduler.redis_client())
+    if result.more:
+        scheduler.shard_enqueue(feed, shard)  # the read was capped: go on right away
+    return {"sessions": len(result.sessions), "rows": result.rows, "events": result.events,
+            "fills": result.fills}
 
 
 @shared_task(ignore_result=True)

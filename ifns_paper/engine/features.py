@@ -89,6 +89,9 @@ class FeatureFrame:
         }
 
 
+SCALAR_MAX = 16  # batches up to this many values take the scalar path of _Ewma.run
+
+
 @dataclass(slots=True)
 class _Ewma:
     """y[n] = y[n-1] + a·(x[n] − y[n-1]); the first observation seeds y."""
@@ -101,9 +104,24 @@ class _Ewma:
             return x
         if math.isnan(self.value):
             self.value = float(x[0])
+        if len(x) <= SCALAR_MAX:
+            return self._run_scalar(x)
         y, zf = lfilter([self.a], [1.0, self.a - 1.0], x, zi=[(1.0 - self.a) * self.value])
         self.value = float(y[-1])
         return y
+
+    def _run_scalar(self, x: np.ndarray) -> np.ndarray:
+        """What ``lfilter`` computes (transposed direct form II), operation for operation, so both
+        paths give the same bits; a Python loop is faster than the call for a few values."""
+        b0, b1, a1 = self.a, 0.0, self.a - 1.0
+        z = (1.0 - self.a) * self.value
+        out = []
+        for xi in x.tolist():
+            y = b0 * xi + z
+            z = b1 * xi - a1 * y
+            out.append(y)
+        self.value = out[-1]
+        return np.array(out)
 
 
 @dataclass(slots=True)

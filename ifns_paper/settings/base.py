@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ifns_paper.env import (
     database_config,
     env_bool,
+    env_int,
     env_list,
     env_path,
     env_str,
@@ -137,6 +138,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tasks are short steps; a redelivered unacked task must come back quickly,
 # but never while the original could still be running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Session steps run on IFNS_STEP_SHARDS queues ``steps.<n>``; a session always goes to the
+# same one (crc32 of its id), and each queue is consumed by one solo worker that keeps its
+# sessions' engines in memory (Procfile: steps0, steps1, ...).
+IFNS_STEP_SHARDS = env_int("IFNS_STEP_SHARDS", 2, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sessions-tick": {
         "task": "sessions_app.tasks.sessions_tick",

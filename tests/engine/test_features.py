@@ -77,3 +77,19 @@ def test_state_survives_a_checkpoint():
     restored.restore(first.state())
     got = restored.update(batch(mids[300:], t0=300))
     np.testing.assert_array_equal(got.zscore, expected.zscore)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=st.floats(1e-5, 0.99), seed_value=st.floats(-1e3, 1e3),
+       xs=st.lists(st.floats(-1e6, 1e6, allow_subnormal=False), min_size=1, max_size=16))
+def test_the_scalar_ewma_path_gives_the_same_bits_as_lfilter(a, seed_value, xs):
+    from scipy.signal import lfilter
+
+    from ifns_paper.engine.features import SCALAR_MAX, _Ewma
+
+    assert len(xs) <= SCALAR_MAX  # the path under test is the one small batches take
+    x = np.asarray(xs)
+    ewma = _Ewma(a, seed_value)
+    expected, _ = lfilter([a], [1.0, a - 1.0], x, zi=[(1.0 - a) * seed_value])
+    assert ewma.run(x).tobytes() == expected.tobytes()
+    assert ewma.value == expected[-1]

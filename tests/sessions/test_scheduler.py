@@ -17,7 +17,7 @@ GATE = "gatecheck_fx_momentum_v12"  # starts 2026-11-24T08:00:00Z, lasts 20 days
 def no_step_tasks():
     """Steps really go to the Celery broker (Redis); no worker runs, so they wait in its queue.
 
-    Yields a function listing the session ids of the queued step messages.
+    Yields a function listing the (feed, shard) of the queued step messages, oldest first.
     """
     import base64
     import json
@@ -27,16 +27,19 @@ def no_step_tasks():
     def clear():
         for key in client.scan_iter("ifns:step:queued:*"):
             client.delete(key)
-        client.delete("celery")
+        client.delete("celery", *scheduler.step_queues())
+        scheduler._feed_shards.clear()  # the feed-process cache of shards with running sessions
 
     def queued():
-        ids = []
-        for raw in client.lrange("celery", 0, -1):
-            message = json.loads(raw)
-            if message["headers"]["task"] == "sessions_app.tasks.session_step_task":
+        steps = []
+        for queue in scheduler.step_queues():
+            for raw in client.lrange(queue, 0, -1)[::-1]:  # LPUSH: newest first
+                message = json.loads(raw)
+                assert message["headers"]["task"] == "sessions_app.tasks.shard_step_task"
                 body = json.loads(base64.b64decode(message["body"]))
-                ids.append(body[0][0])
-        return ids[::-1]  # LPUSH: newest first
+                assert scheduler.step_queue(body[0][1]) == queue
+                steps.append(tuple(body[0]))
+        return steps
 
     clear()
     yield queued
@@ -51,7 +54,7 @@ def test_a_scheduled_session_starts_at_its_start_time(loaded, no_step_tasks):
     session = PaperSession.objects.get(session_id=GATE)
     assert session.status == "running" and session.started_at == before + timedelta(seconds=1)
     assert ChangeLogEntry.objects.filter(target_id=GATE, actor="scheduler", action="session_start").exists()
-    assert no_step_tasks() == [GATE]  # and its first step is queued
+    assert no_step_tasks() == [("synthetic_fx", scheduler.shard_of(GATE))]  # and its first step is queued
 
 
 def test_a_running_session_completes_when_its_duration_is_over(loaded, no_step_tasks):
@@ -67,9 +70,10 @@ def test_steps_are_coalesced_until_the_queued_one_starts(loaded, no_step_tasks):
     assert scheduler.step_enqueue("research_crypto_trend") is True
     assert scheduler.step_enqueue("research_crypto_trend") is False
     assert scheduler.steps_for_feed("synthetic_crypto") == 0
-    scheduler.step_started("research_crypto_trend")
+    shard = scheduler.shard_of("research_crypto_trend")
+    scheduler.step_started("synthetic_crypto", shard)
     assert scheduler.steps_for_feed("synthetic_crypto") == 1
-    assert no_step_tasks() == ["research_crypto_trend", "research_crypto_trend"]
+    assert no_step_tasks() == [("synthetic_crypto", shard)] * 2
 
 
 def test_a_session_completes_when_its_trade_target_is_reached(loaded, no_step_tasks):

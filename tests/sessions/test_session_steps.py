@@ -15,7 +15,8 @@ from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.replay import interleave
 from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
 from sessions_app.services import session_transition
-from sessions_app.steps import build_engine, session_step
+from sessions_app.engines import build_engine
+from sessions_app.steps import session_step
 from telemetry_app.models import TelemetryEvent
 
 SID = "research_fx_momentum_v13"  # feed synthetic_fx, EURUSD GBPUSD USDJPY, policy immediate
@@ -91,7 +92,7 @@ def test_steps_trade_on_streamed_data_and_write_everything_consistently(bundle, 
     engine.ledger.check_invariant()
     # a step without new data changes nothing
     before = (TelemetryEvent.objects.count(), PaperFill.objects.count())
-    assert session_step(session_id=SID, client=client).skipped == "no new data"
+    assert session_step(session_id=SID, client=client).skipped == {SID: "no new data"}
     assert (TelemetryEvent.objects.count(), PaperFill.objects.count()) == before
 
 
@@ -105,13 +106,14 @@ def test_a_step_that_dies_before_commit_leaves_nothing_and_the_retry_matches(bun
     data = market(3000)
     publish(client, data, 0, 10_000)
 
-    real = steps._save_switches
-    monkeypatch.setattr(steps, "_save_switches", lambda *a: (_ for _ in ()).throw(RuntimeError("worker died")))
+    real = steps._switch_row
+    monkeypatch.setattr(steps, "_switch_row", lambda *a: (_ for _ in ()).throw(RuntimeError("worker died")))
     with pytest.raises(RuntimeError):
         session_step(session_id=SID, client=client)
     assert PaperFill.objects.count() == 0 and not SessionCheckpoint.objects.exists()
+    assert SID not in steps._ENGINES  # the engine ran past the database: not kept
     assert TelemetryEvent.objects.filter(session__session_id=SID).count() == 2  # register + start only
-    monkeypatch.setattr(steps, "_save_switches", real)
+    monkeypatch.setattr(steps, "_switch_row", real)
     session_step(session_id=SID, client=client)
     retried = list(TelemetryEvent.objects.filter(session__session_id=SID).values_list("event_type", "payload"))
 
@@ -159,3 +161,111 @@ def test_malformed_stream_entries_are_skipped_and_named(client):
                         f"{key}@{read.last_id}: g: missing field"]
     both = marketbus.read(client, key, None, after=None)
     assert [(b.symbol, len(b)) for b in both.batches] == [("EURUSD", 1), ("GBPUSD", 1)]
+
+
+def replay_events(session_id, items):
+    from sessions_app.steps import apply_items
+
+    engine = build_engine(PaperSession.objects.get(session_id=session_id))
+    records, _, _ = apply_items(engine, items, 0)
+    return [(r.type, r.payload) for r in records]
+
+
+def stored_events(session_id):
+    return list(TelemetryEvent.objects.filter(session__session_id=session_id)
+                .exclude(event_type="paper_session_state_change").values_list("event_type", "payload"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_cached_by_a_worker_is_not_used_once_another_worker_stepped(bundle, client):
+    from sessions_app import steps
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(4500)
+    publish(client, data, 0, 1500)
+    session_step(session_id=SID, client=client)
+    assert steps._ENGINES[SID][0] == 1  # this worker keeps the engine it just saved
+    stale = steps._ENGINES.pop(SID)  # ... and another worker, without it, takes the next step
+    publish(client, data, 1500, 3000)
+    session_step(session_id=SID, client=client)
+    steps._ENGINES[SID] = stale  # back here, the old engine is still in memory
+    publish(client, data, 3000, 10_000)
+    session_step(session_id=SID, client=client)
+    assert SessionCheckpoint.objects.get(session__session_id=SID).steps == 3
+    assert stored_events(SID) == replay_events(SID, data)
+    consistent(SID)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_step_advances_every_session_of_a_feed_each_from_its_own_start(bundle, client):
+    from sessions_app.services import config_apply
+    from sessions_app.steps import step_sessions
+
+    gate = "gatecheck_fx_momentum_v12"  # synthetic_fx too, EURUSD among its symbols
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(5000)
+    publish(client, data, 0, 2500)
+    session_transition(session_id=gate, action="start", actor="t")
+    rest = []
+    seen = 0
+    for b in data:  # what is published after the second session started
+        lo = max(2500 - seen, 0)
+        if lo < len(b):
+            rest.append(b.slice(lo, len(b)))
+        seen += len(b)
+    publish(client, data, 2500, 10_000)
+    result = step_sessions([SID, gate, "no_such_session"], client=client)
+    assert sorted(result.sessions) == sorted([SID, gate])
+    assert result.skipped == {"no_such_session": "unknown session"}
+    assert stored_events(SID) == replay_events(SID, data)
+    assert stored_events(gate) == replay_events(gate, rest)
+    cps = {c.session.session_id: c.offsets for c in SessionCheckpoint.objects.select_related("session")}
+    assert cps[SID] == cps[gate]  # both consumed the stream up to its end
+    consistent(SID)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_feed_clock_fills_an_order_without_waiting_for_the_next_tick(bundle, client):
+    from ifns_paper.engine.marketdata import QuoteBatch as QB
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(6000)
+    # Offline: the first decision that sends an order, and the quote it was taken on.
+    engine = build_engine(PaperSession.objects.get(session_id=SID))
+    upto = 0
+    for batch in data:
+        records = engine.on_quotes(batch) if isinstance(batch, QB) else engine.on_trades(batch)
+        submitted = [r for r in records if r.type == "order_submitted"]
+        if submitted:
+            decision_ts = submitted[0].ts
+            cut = int(np.searchsorted(batch.ts, decision_ts, "right"))
+            upto += cut
+            break
+        upto += len(batch)
+    else:
+        pytest.fail("no order in the test market")
+    publish(client, data, 0, upto)  # up to the decision quote, nothing after it
+    session_step(session_id=SID, client=client)
+    kinds = [k for k, _ in stored_events(SID)]
+    assert "order_submitted" in kinds and "order_filled" not in kinds  # the venue has not seen it yet
+    marketbus.publish(client, "synthetic_fx", [], clock_ns=decision_ts + 1_000 * MS)  # the feed's clock moves
+    session_step(session_id=SID, client=client)
+    filled = [p for k, p in stored_events(SID) if k == "order_filled"]
+    assert len(filled) == 1 and filled[0]["ts"] <= decision_ts + 1_000 * MS
+    consistent(SID)
+
+
+def test_clock_entries_are_read_in_stream_order_for_every_symbol_filter(client):
+    key = marketbus.stream_key("synthetic_fx")
+    q = QuoteBatch.from_arrays("EURUSD", [10, 20], [1.1, 1.1], [1.2, 1.2], [1.0, 1.0], [1.0, 1.0])
+    marketbus.publish(client, "synthetic_fx", [q], clock_ns=25)
+    marketbus.publish(client, "synthetic_fx", [q.slice(0, 0)], clock_ns=30)
+    read = marketbus.read(client, key, {"GBPUSD"}, after=None)
+    assert read.batches == [marketbus.Clock(25), marketbus.Clock(30)] and read.rows == 0
+    read = marketbus.read(client, key, {"EURUSD"}, after=None)
+    assert [type(b).__name__ for b in read.batches] == ["QuoteBatch", "Clock", "Clock"]

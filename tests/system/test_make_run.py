@@ -90,7 +90,7 @@ def test_make_run_serves_the_overview_and_a_celery_worker(tmp_path):
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         output, _ = proc.communicate(timeout=60)
         assert "open http://127.0.0.1:" in output
-        for name in ("web.1", "worker.1", "beat.1", "feed.1"):
+        for name in ("web.1", "worker.1", "beat.1", "feed.1", "steps0.1", "steps1.1"):
             assert f"{name} stopped" in output, output[-2000:]
         assert not _port_open(port), "web server still listening after Ctrl-C"
     finally:

@@ -20,22 +20,20 @@ SID = "research_fx_momentum_v13"
 CHECK = """
 import json, pickle
 from ifns_paper import marketbus
-from ifns_paper.engine.marketdata import QuoteBatch
 from sessions_app.models import PaperSession, SessionCheckpoint
 from sessions_app.scheduler import redis_client
-from sessions_app.steps import build_engine
+from sessions_app.engines import build_engine
+from sessions_app.steps import apply_items, start_entry
 from telemetry_app.models import TelemetryEvent
 from broker_app.models import PaperFill, PaperPosition
 session = PaperSession.objects.get(session_id="%(sid)s")
 cp = SessionCheckpoint.objects.get(session=session)
 engine = build_engine(session)
 key = marketbus.stream_key(session.feed)
-last = cp.offsets[key]
-n = len(redis_client().xrange(key, "-", last))  # only what the steps consumed
-batches = marketbus.read(redis_client(), key, set(session.symbols), after=None, count=n).batches
-replayed = []
-for b in batches:
-    replayed += engine.on_quotes(b) if isinstance(b, QuoteBatch) else engine.on_trades(b)
+first, last = start_entry(session), cp.offsets[key]
+n = len(redis_client().xrange(key, first, last))  # only what the steps consumed, clocks included
+read = marketbus.read(redis_client(), key, set(session.symbols), start=first, count=n)
+replayed, _, _ = apply_items(engine, read.batches, 0)
 stored = list(TelemetryEvent.objects.filter(session=session).exclude(event_type="paper_session_state_change")
               .order_by("sequence").values_list("event_type", "payload"))
 fills = PaperFill.objects.filter(session=session)
@@ -61,7 +59,10 @@ def _manage(env, *args):
 
 
 def _worker(env):
+    # Both step queues and the default one in one prefork worker: engines move between its two
+    # processes, which the steps must survive too (the cache is checked against the checkpoint).
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "ifns_paper.celery", "worker", "-c", "2",
+                             "--queues", "celery,steps.0,steps.1",
                              "--loglevel", "WARNING", "--hostname", "crash@%h"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
