@@ -8,11 +8,13 @@ from sessions_app.api import (
     SessionListApi,
 )
 from telemetry_app.api import SessionEventsApi
+from telemetry_app.feed_api import FeedHealthListApi
 
 app_name = "api"
 
 urlpatterns = [
     path("lanes/", LaneListApi.as_view(), name="lane-list"),
+    path("feeds/", FeedHealthListApi.as_view(), name="feed-list"),
     path("killswitches/", KillSwitchApi.as_view(), name="killswitches"),
     path("sessions/", SessionListApi.as_view(), name="session-list"),
     path("sessions/<slug:session_id>/", SessionDetailApi.as_view(), name="session-detail"),

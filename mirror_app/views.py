@@ -7,11 +7,12 @@ from django.shortcuts import render
 
 from ifns_paper.engine.lifecycle import allowed_actions
 from sessions_app import selectors
-from telemetry_app.selectors import events_for_session
+from telemetry_app.selectors import events_for_session, feed_health_latest
 
 
 def overview(request):
-    return render(request, "mirror/overview.html", {"lanes": selectors.lanes_overview()})
+    return render(request, "mirror/overview.html",
+                  {"lanes": selectors.lanes_overview(), "feeds": feed_health_latest()})
 
 
 def session_detail(request, session_id: str):

@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 log = logging.getLogger(__name__)
 
 ALL_SESSIONS_GROUP = "paper.sessions"
+FEEDS_GROUP = "paper.feeds"  # feed health reports
 
 
 def session_group(session_id: str) -> str:
@@ -42,3 +43,14 @@ def push_events(records: list[dict]) -> None:
     except Exception:  # noqa: BLE001 - the events are committed; a lost push is backfilled
         log.warning("telemetry push failed for %s#%s..%s", first["session_id"], first["sequence"],
                     records[-1]["sequence"], exc_info=True)
+
+
+def push_feed_health(record: dict) -> None:
+    """Send one committed feed health record to the ``paper.feeds`` group."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(FEEDS_GROUP, {"type": "feed.health", "record": record})
+    except Exception:  # noqa: BLE001 - the report is committed; the next one comes within seconds
+        log.warning("feed health push failed for %s", record["feed"], exc_info=True)

@@ -13,3 +13,12 @@ class EventType(models.TextChoices):
     KILL_SWITCH_CHANGE = "kill_switch_change"
     COOLDOWN_STATE_CHANGE = "cooldown_state_change"
     PAPER_SESSION_STATE_CHANGE = "paper_session_state_change"
+
+
+class FeedStatus(models.TextChoices):
+    """Health of a market-data feed (``ifns_paper.feeds.runners.FeedStatus``)."""
+
+    OK = "ok"
+    STALE = "stale"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"

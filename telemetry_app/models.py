@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from telemetry_app.choices import EventType
+from telemetry_app.choices import EventType, FeedStatus
 
 
 class TelemetryEvent(models.Model):
@@ -56,4 +56,64 @@ class TelemetryEvent(models.Model):
             "type": self.event_type,
             "event_time": self.event_time.isoformat(),
             "payload": self.payload,
+        }
+
+
+class FeedHealthEvent(models.Model):
+    """Append-only health reports of market-data feeds (``paper_feed`` writes one per feed
+    every 5 s and on each status change).
+
+    last_tick_age_ms: milliseconds since the feed last published rows (None before the
+    first); rows_total: rows published since the feed process started; gaps: times the
+    feed went from ok to stale or disconnected; glitches: counts by kind (synthetic:
+    injected glitch kinds; Binance: trades_missed, parse_errors, reconnects, ...);
+    restarts: supervised restarts after a crash; detail: the last error or state note."""
+
+    env = models.CharField(max_length=16, default="paper", editable=False)
+    feed = models.SlugField(max_length=64)
+    kind = models.CharField(max_length=32)
+    event_time = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=FeedStatus.choices)
+    last_tick_age_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    rows_total = models.PositiveBigIntegerField(default=0)
+    gaps = models.PositiveIntegerField(default=0)
+    restarts = models.PositiveIntegerField(default=0)
+    glitches = models.JSONField(default=dict)
+    detail = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["feed", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(env="paper"), name="feedhealth_env_is_paper"),
+            models.CheckConstraint(condition=models.Q(status__in=FeedStatus.values), name="feedhealth_status_valid"),
+        ]
+        indexes = [models.Index(fields=["feed", "event_time"], name="feedhealth_feed_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.feed} {self.status} @ {self.event_time:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("feed health events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("feed health events are append-only")
+
+    def as_record(self) -> dict:
+        """The report as written to the NDJSON sink, pushed to clients and served by the API."""
+        return {
+            "type": "feed_health",
+            "env": self.env,
+            "feed": self.feed,
+            "kind": self.kind,
+            "event_time": self.event_time.isoformat(),
+            "status": self.status,
+            "last_tick_age_ms": self.last_tick_age_ms,
+            "rows_total": self.rows_total,
+            "gaps": self.gaps,
+            "restarts": self.restarts,
+            "glitches": self.glitches,
+            "detail": self.detail,
         }

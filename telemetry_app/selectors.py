@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 
-from telemetry_app.models import TelemetryEvent
+from telemetry_app.models import FeedHealthEvent, TelemetryEvent
 
 
 def events_for_session(*, session_id: str, after: int = 0, event_type: str | None = None) -> QuerySet[TelemetryEvent]:
@@ -13,3 +13,9 @@ def events_for_session(*, session_id: str, after: int = 0, event_type: str | Non
     if event_type:
         qs = qs.filter(event_type=event_type)
     return qs.order_by("sequence")
+
+
+def feed_health_latest() -> QuerySet[FeedHealthEvent]:
+    """The latest health report of every feed that has reported, by feed name (one query)."""
+    latest = FeedHealthEvent.objects.values("feed").annotate(last=Max("id")).values("last")
+    return FeedHealthEvent.objects.filter(id__in=latest).order_by("feed")

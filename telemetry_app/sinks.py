@@ -3,6 +3,8 @@
 * NDJSON: one file per session, ``<data dir>/telemetry/<session_id>.ndjson``,
   one event record a line, appended after commit.
 * Channels: live pushes to the session, lane and all-sessions groups.
+* Feed health: ``<data dir>/telemetry/feeds/<feed>.ndjson`` and the
+  ``paper.feeds`` group.
 
 Both run after the transaction commits; a failure is logged, and the
 database (the source of truth) still has the events.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from telemetry_app.broadcast import push_events
+from telemetry_app.broadcast import push_events, push_feed_health
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +43,19 @@ def publish_committed(records: list[dict]) -> None:
             log.exception("telemetry NDJSON sink failed for %s", session_id)
     for rows in by_session.values():
         push_events(rows)
+
+
+def feed_health_file(feed: str) -> Path:
+    return Path(settings.IFNS_DATA_DIR) / "telemetry" / "feeds" / f"{feed}.ndjson"
+
+
+def publish_feed_health_committed(record: dict) -> None:
+    """Append a committed feed health record to its NDJSON file, then push it live."""
+    path = feed_health_file(record["feed"])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as sink:
+            sink.write(json.dumps(record) + "\n")
+    except OSError:
+        log.exception("feed health NDJSON sink failed for %s", record["feed"])
+    push_feed_health(record)

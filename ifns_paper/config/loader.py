@@ -34,6 +34,7 @@ from ifns_paper.config.schema import (
     PaperEnvironmentFile,
     PoliciesFile,
     RegistryFile,
+    ReplayFeed,
     RoutesFile,
     SessionDefinition,
 )
@@ -44,6 +45,8 @@ ROUTES_FILE = Path("policies/execution_routes.json")
 POLICIES_FILE = Path("policies/execution_policies.json")
 SESSIONS_DIR = Path("paper_trading")
 SESSION_FILE_PATTERN = re.compile(r"^session_[a-z0-9_]+\.yaml$")
+#: replay feed files are relative to the repository (where ``data/market/`` lives)
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: lanes outside the paper environment that a paper lane may promote to (Stage 07)
 EXTERNAL_PROMOTION_TARGETS = frozenset({"live_canary"})
@@ -304,6 +307,8 @@ def _check_references(
     def known(names: Iterable[str]) -> str:
         return ", ".join(sorted(names)) or "none"
 
+    carried = _check_feeds(feeds, env_doc, problem)
+
     # Lanes: promotion targets and the registry entries they allow.
     for name, lane in lanes.items():
         for loc, message in lane_policy_problems(name, lane, kinds=kinds, lanes=set(lanes)):
@@ -361,10 +366,10 @@ def _check_references(
             problem(doc, ("feed",), f"unknown feed {definition.feed!r} (known: {known(feeds)})")
         else:
             for i, symbol in enumerate(definition.symbols):
-                if symbol not in feed.symbols:
+                if definition.feed in carried and symbol not in carried[definition.feed]:
                     problem(doc, ("symbols", i),
                             f"feed {definition.feed!r} does not carry {symbol} "
-                            f"(it carries: {known(feed.symbols)})")
+                            f"(it carries: {known(carried[definition.feed])})")
         portfolio = definition.start.portfolio
         if isinstance(portfolio, FromBacktest):
             state = _load_backtest_state(bundle.root, portfolio.from_backtest, doc, problem)
@@ -376,6 +381,49 @@ def _check_references(
                 bundle.backtest_states[portfolio.from_backtest] = state
         bundle.sessions[sid] = (doc.label, definition)
     return problems
+
+
+def resolve_feed_file(file: str) -> Path:
+    """A replay feed's ``file``: absolute, or relative to the repository root."""
+    path = Path(file)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _check_feeds(feeds: dict, env_doc: _Document, problem) -> dict[str, tuple[str, ...]]:
+    """Replay files must exist and import cleanly, and carry the symbols asked for.
+
+    Returns the symbols each feed carries (a feed whose file is broken is left out, so
+    sessions on it are not reported twice)."""
+    from ifns_paper.engine.marketdata import MarketDataError
+    from ifns_paper.feeds.replay import file_symbols
+
+    carried: dict[str, tuple[str, ...]] = {}
+    for name, feed in feeds.items():
+        if not isinstance(feed, ReplayFeed):
+            carried[name] = tuple(feed.symbols)
+            continue
+        loc = ("environment", "feeds", name)
+        path = resolve_feed_file(feed.file)
+        if not path.is_file():
+            problem(env_doc, (*loc, "file"), f"file not found: {feed.file} (looked at {path})")
+            continue
+        try:
+            in_file = file_symbols(path)
+        except (MarketDataError, OSError) as exc:
+            problem(env_doc, (*loc, "file"), f"cannot replay {feed.file}: {exc}")
+            continue
+        if not in_file:
+            problem(env_doc, (*loc, "file"), f"cannot replay {feed.file}: it has no data rows")
+            continue
+        if feed.symbols is None:
+            carried[name] = in_file
+            continue
+        for i, symbol in enumerate(feed.symbols):
+            if symbol not in in_file:
+                problem(env_doc, (*loc, "symbols", i),
+                        f"{feed.file} has no rows of {symbol} (it has: {', '.join(in_file)})")
+        carried[name] = tuple(s for s in feed.symbols if s in in_file)
+    return carried
 
 
 def load_routes_file(path: Path | str) -> RoutesFile:

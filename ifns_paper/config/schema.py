@@ -47,23 +47,41 @@ class SyntheticFeed(Strict):
     symbols: list[Symbol] = Field(min_length=1)
     seed: int = 0
     ticks_per_second: float = Field(default=10.0, gt=0, le=10_000)
+    stale_after_ms: Annotated[int, Field(ge=1, le=3_600_000)] = 2000
     description: str = ""
 
 
 class ReplayFeed(Strict):
+    """A recorded canonical file (quotes, trades or bars; CSV or Parquet) played as if live.
+
+    ``file`` is relative to the repository (or absolute) and must exist and import
+    cleanly (checked by the loader); ``symbols`` (optional) keeps only those symbols,
+    each of which the file must carry; ``speed`` is file seconds per wall second, or
+    ``max`` (as fast as possible)."""
+
     kind: Literal["replay"]
-    symbols: list[Symbol] = Field(min_length=1)
-    path: str = Field(min_length=1, description="canonical quote file, relative to the config dir")
-    speed: float = Field(default=1.0, gt=0, description="1 = real time; larger is faster")
+    file: str = Field(min_length=1)
+    symbols: list[Symbol] | None = Field(default=None, min_length=1)
+    speed: float | Literal["max"] = 1.0
     loop: bool = False
+    stale_after_ms: Annotated[int, Field(ge=1, le=3_600_000)] = 10_000
     description: str = ""
+
+    @field_validator("speed", mode="before")
+    @classmethod
+    def _speed(cls, value):
+        if value == "max":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+            raise ValueError(f"must be a positive number or 'max', not {value!r}")
+        return float(value)
 
 
 class BinanceFeed(Strict):
     kind: Literal["binance_ws"]
     symbols: list[Symbol] = Field(min_length=1)
     url: str = Field(pattern=r"^wss?://")
-    stale_after_ms: Millis = 5000
+    stale_after_ms: Annotated[int, Field(ge=1, le=3_600_000)] = 5000
     description: str = ""
 
 

@@ -1,5 +1,6 @@
 // Live updates for Mirror pages over the Channels WebSocket.
-// Messages are telemetry event records {env, lane, session_id, sequence, type, event_time, payload}.
+// Messages are telemetry event records {env, lane, session_id, sequence, type, event_time, payload}
+// and, on the overview, feed health reports {type: "feed_health", feed, status, ...}.
 // Delivery is at-most-once; on reconnect the page reloads to pick up what it missed.
 (function () {
   "use strict";
@@ -29,6 +30,33 @@
     });
   }
 
+  // Feed health reports {type: "feed_health", feed, status, last_tick_age_ms, rows_total, ...}:
+  // update the feed's row on the overview; a feed not shown yet needs the server's markup.
+  function applyFeedHealth(report) {
+    const row = document.querySelector('[data-feed="' + CSS.escape(report.feed) + '"]');
+    if (!row) {
+      if (document.getElementById("feed-rows")) window.location.reload();
+      return;
+    }
+    const set = (role, text) => {
+      const cell = row.querySelector('[data-role="' + role + '"]');
+      if (cell) cell.textContent = text;
+    };
+    const status = row.querySelector('[data-role="feed-status"]');
+    if (status) {
+      status.textContent = report.status;
+      status.className = "status feed-" + report.status;
+    }
+    set("age", report.last_tick_age_ms === null ? "\u2014" : report.last_tick_age_ms.toLocaleString("en-US") + " ms");
+    set("rows", report.rows_total.toLocaleString("en-US"));
+    set("gaps", String(report.gaps));
+    const glitches = Object.entries(report.glitches || {}).map(([k, n]) => k + ": " + n).join(", ");
+    set("glitches", glitches || "\u2014");
+    set("restarts", String(report.restarts));
+    set("reported", report.event_time.replace("T", " ").slice(0, 19));
+    set("detail", report.detail);
+  }
+
   function connect(path, attempt) {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + path);
@@ -39,6 +67,7 @@
     socket.onmessage = (msg) => {
       const event = JSON.parse(msg.data);
       if (event.type === "paper_session_state_change") applyStateChange(event);
+      if (event.type === "feed_health") applyFeedHealth(event);
       document.dispatchEvent(new CustomEvent("ifns:event", { detail: event }));
     };
     socket.onclose = () => {
