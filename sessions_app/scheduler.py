@@ -153,6 +153,8 @@ def sessions_tick(*, now: datetime) -> dict:
             (aborted if action == "abort" else completed).append(session.session_id)
         except ApplicationError as exc:
             log.info("scheduler could not %s %s: %s", action, session.session_id, exc.message)
-    for sid in PaperSession.objects.filter(status="running").values_list("session_id", flat=True):
-        stepped += step_enqueue(sid)
+    shards = {(feed, shard_of(sid)) for sid, feed in
+              PaperSession.objects.filter(status="running").values_list("session_id", "feed")}
+    for feed, shard in sorted(shards):  # a safety net: feeds queue steps as they publish
+        stepped += shard_enqueue(feed, shard)
     return {"started": started, "completed": completed, "aborted": aborted, "steps_queued": stepped}

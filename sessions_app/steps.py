@@ -15,13 +15,18 @@ Engines stay in the worker's memory between steps (``_ENGINES``); a cached
 engine is used only while the checkpoint's step counter is the one it was
 saved with, so a step committed elsewhere (another worker, a restart) is
 always picked up from the database. The checkpoint still carries the pickled
-engine: it is what a restarted worker resumes from.
+engine: it is what a restarted worker resumes from; finished orders are
+dropped from it once written (``SessionEngine.compact``), so it stays small
+however long the session runs. Position rows are written at every fill and
+their marks (unrealized P&L) at most once a second (``MARKS_EVERY_S``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import pickle
+import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +49,9 @@ log = logging.getLogger(__name__)
 MAX_ENTRIES_PER_STEP = 20_000
 ENGINE_CACHE_SIZE = 256
 _ENGINES: OrderedDict[str, tuple[int, SessionEngine]] = OrderedDict()  # session id -> (steps, engine)
+# Position rows are written at every fill; their marks (unrealized P&L) at most this often.
+MARKS_EVERY_S = 1.0
+_MARKS_WRITTEN: dict[str, float] = {}  # session id -> monotonic time of the last mark write
 
 _ORDER_FIELDS = ("session", "decision_id", "symbol", "side", "quantity", "order_type", "time_in_force",
                  "limit_price", "stop_price", "route_id", "policy_id", "status", "filled_quantity",
@@ -134,7 +142,7 @@ def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_
 def _load(session_ids: list[str], result: StepResult) -> list[SessionStep]:
     sessions = list(
         PaperSession.objects.select_for_update(of=("self",))
-        .select_related("lane", "lane__risk_envelope", "lane__policy", "execution_policy__route", "strategy")
+        .select_related("lane")  # the rest only when an engine is built (build_engine reads it)
         .filter(session_id__in=session_ids).order_by("session_id")
     )
     found = {s.session_id for s in sessions}
@@ -226,6 +234,7 @@ def _persist(steps: list[SessionStep], result: StepResult) -> None:
             continue
         result.sessions.append(session.session_id)
         orders += _order_rows(session, engine, step.records)
+        engine.compact()  # finished orders are written now: the checkpoint need not carry them
         for rec in step.records:
             if rec.type == "order_filled":
                 f = rec.payload
@@ -234,7 +243,14 @@ def _persist(steps: list[SessionStep], result: StepResult) -> None:
                     quantity=f["quantity"], price=f["price"], arrival_mid=f["arrival_mid"],
                     slippage_bps=f["slippage_bps"], fee=f["fee"], liquidity=f["liquidity"],
                     route_id=f["route_id"], event_time=ns_to_datetime(f["ts"]))))
+        now_s = time.monotonic()
+        filled = {rec.payload["symbol"] for rec in step.records if rec.type == "order_filled"}
+        marks_due = now_s - _MARKS_WRITTEN.get(session.session_id, -math.inf) >= MARKS_EVERY_S
+        if marks_due:
+            _MARKS_WRITTEN[session.session_id] = now_s
         for symbol, pos in engine.ledger.positions.items():
+            if not marks_due and symbol not in filled:
+                continue
             positions.append(PaperPosition(
                 session=session, symbol=symbol, quantity=pos.quantity, avg_cost=pos.avg_cost,
                 realized=pos.realized, unrealized=pos.unrealized, fees=pos.fees,
@@ -306,6 +322,8 @@ def _order_rows(session: PaperSession, engine: SessionEngine, records: list[Tele
     rows = []
     for coid in sorted(touched):
         view = engine.broker.order(coid)
+        if view is None:  # finished and forgotten in an earlier step (e.g. a resend rejected now)
+            continue
         o = view.order
         rows.append(PaperOrder(
             client_order_id=coid, session=session, decision_id=o.decision_id, symbol=o.symbol, side=str(o.side),

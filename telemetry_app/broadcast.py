@@ -7,7 +7,9 @@ numbers to notice a gap and backfill over the REST API. A push that fails
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -27,22 +29,27 @@ def lane_group(lane: str) -> str:
 
 
 def push_events(records: list[dict]) -> None:
-    """Send the event records of one session (in sequence order) to its session, lane and
-    all-sessions groups: one message per group, whatever the number of events."""
+    """Send committed event records (of one or several sessions, each in sequence order) to
+    their session, lane and all-sessions groups: one message per group, all sent in one go."""
     if not records:
         return
     layer = get_channel_layer()
     if layer is None:
         return
-    first = records[0]
-    message = {"type": "telemetry.batch", "events": records}
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        for group in (session_group(record["session_id"]), lane_group(record["lane"]), ALL_SESSIONS_GROUP):
+            by_group[group].append(record)
+
+    async def send_all() -> None:
+        await asyncio.gather(*(layer.group_send(group, {"type": "telemetry.batch", "events": events})
+                               for group, events in by_group.items()))
+
     try:
-        send = async_to_sync(layer.group_send)
-        for group in (session_group(first["session_id"]), lane_group(first["lane"]), ALL_SESSIONS_GROUP):
-            send(group, message)
+        async_to_sync(send_all)()
     except Exception:  # noqa: BLE001 - the events are committed; a lost push is backfilled
-        log.warning("telemetry push failed for %s#%s..%s", first["session_id"], first["sequence"],
-                    records[-1]["sequence"], exc_info=True)
+        log.warning("telemetry push failed for %d events of %s", len(records),
+                    sorted({r["session_id"] for r in records}), exc_info=True)
 
 
 def push_feed_health(record: dict) -> None:

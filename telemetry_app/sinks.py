@@ -41,8 +41,7 @@ def publish_committed(records: list[dict]) -> None:
                 sink.writelines(json.dumps(row) + "\n" for row in rows)
         except OSError:
             log.exception("telemetry NDJSON sink failed for %s", session_id)
-    for rows in by_session.values():
-        push_events(rows)
+    push_events(records)
 
 
 def feed_health_file(feed: str) -> Path:

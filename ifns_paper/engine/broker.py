@@ -58,6 +58,7 @@ random disconnect (which also cancels the route's working orders).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -161,6 +162,11 @@ class _OrderState:
         return self.order.quantity - self.filled
 
 
+def _digest(order: Order) -> bytes:
+    """Stable across processes (unlike hash()): orders are compared after a checkpoint restore."""
+    return hashlib.blake2b(repr(order).encode(), digest_size=16).digest()
+
+
 class PaperBroker:
     """Simulated venue for one account (one paper session). Deterministic for
     the same routes, seed, orders and market data."""
@@ -169,6 +175,9 @@ class PaperBroker:
         self.routes = routes
         self.seed = seed
         self._orders: dict[str, _OrderState] = {}
+        # Finished orders dropped by forget_finished(): client order id -> (digest of the order,
+        # final status, symbol, route), all idempotency and late cancels need.
+        self._forgotten: dict[str, tuple[bytes, OrderStatus, str, str]] = {}
         self._symbols: dict[str, _SymbolState] = {}
         self._seq = 0
         self._emitted = 0
@@ -182,8 +191,9 @@ class PaperBroker:
 
     def submit(self, order: Order, ts: int) -> list[BrokerEvent]:
         existing = self._orders.get(order.client_order_id)
-        if existing is not None:
-            if existing.order == order:
+        forgotten = self._forgotten.get(order.client_order_id)
+        if existing is not None or forgotten is not None:
+            if existing.order == order if existing is not None else forgotten[0] == _digest(order):
                 return []  # idempotent resend: the original stands
             self._emit(ts, Incident(ts, RejectReason.DUPLICATE_CLIENT_ORDER_ID, order.symbol, order.route_id,
                                     order.client_order_id, "a different order already uses this client_order_id"))
@@ -219,6 +229,12 @@ class PaperBroker:
 
     def cancel(self, client_order_id: str, ts: int) -> list[BrokerEvent]:
         st = self._orders.get(client_order_id)
+        forgotten = self._forgotten.get(client_order_id)
+        if st is None and forgotten is not None:
+            _, status, symbol, route_id = forgotten
+            self._emit(ts, Incident(ts, "cancel_rejected", symbol, route_id, client_order_id,
+                                    f"order is already {status}"))
+            return self._drain()
         if st is None or st.phase == _DONE:
             detail = "unknown order" if st is None else f"order is already {st.status}"
             self._emit(ts, Incident(ts, "cancel_rejected", st.order.symbol if st else "",
@@ -269,6 +285,17 @@ class PaperBroker:
                 self._run_time(st, sym, ts + self._md(st))
             sym.data_ts = ts
         return self._drain()
+
+    def forget_finished(self) -> int:
+        """Drop the state of finished orders (their fills and events are already out), keeping
+        per client order id a digest of the order and its final status: resends stay
+        idempotent and late cancels are still answered. ``order()`` of a forgotten order is
+        None. For long real-time sessions, whose state is checkpointed after every step."""
+        done = [coid for coid, st in self._orders.items() if st.phase == _DONE]
+        for coid in done:
+            st = self._orders.pop(coid)
+            self._forgotten[coid] = (_digest(st.order), st.status, st.order.symbol, st.order.route_id)
+        return len(done)
 
     def order(self, client_order_id: str) -> OrderView | None:
         st = self._orders.get(client_order_id)

@@ -125,6 +125,12 @@ class SessionEngine:
         self._after_data(ts)
         return self._drain()
 
+    def compact(self) -> int:
+        """Forget finished orders (``PaperBroker.forget_finished``) once their views are no
+        longer needed, e.g. after a real-time step has written them: keeps the checkpointed
+        state from growing with the number of orders. Returns how many were forgotten."""
+        return self.broker.forget_finished()
+
     def enforce_switches(self, ts: int) -> list[TelemetryRecord]:
         """Apply switch states restored from outside (the database): HALTED cancels working orders."""
         self._apply_switch(ts)

@@ -135,3 +135,27 @@ def test_the_paper_broker_is_a_broker_adapter():
     from ifns_paper.engine.orders import BrokerAdapter
 
     assert isinstance(PaperBroker({}), BrokerAdapter)
+
+
+def test_forgotten_orders_stay_idempotent_and_the_state_stops_growing():
+    import pickle
+
+    b = PaperBroker({"R": route()})
+    b.on_quotes(quotes(GOOD))
+    sizes = []
+    for i in range(300):
+        b.submit(order(coid=f"o{i}", qty=10), 0)
+        if i % 100 == 99:
+            assert b.forget_finished() == 100
+            sizes.append(len(pickle.dumps(b)))
+    assert b.order("o1") is None  # forgotten
+    assert b.submit(order(coid="o1", qty=10), 0) == []  # identical resend: still a no-op
+    events = b.submit(order(coid="o1", qty=11), 0)  # a different order under a used id
+    assert [e.reason for e in events if isinstance(e, OrderEvent)] == [RejectReason.DUPLICATE_CLIENT_ORDER_ID]
+    late = b.cancel("o1", 0)
+    assert [(i.kind, i.detail) for i in late if isinstance(i, Incident)] == [
+        ("cancel_rejected", "order is already filled")]
+    # what is kept per forgotten order is a few dozen bytes, not its fills and working state
+    assert (sizes[2] - sizes[1]) < 100 * 120, sizes
+    restored = pickle.loads(pickle.dumps(b))  # the digests survive a checkpoint (another process)
+    assert restored.submit(order(coid="o2", qty=10), 0) == []

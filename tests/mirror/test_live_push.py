@@ -59,3 +59,40 @@ def test_a_rolled_back_change_is_not_pushed(bundle):
         return nothing
 
     assert async_to_sync(scenario)()
+
+
+def test_one_push_of_several_sessions_reaches_each_group_with_its_own_events():
+    from channels.layers import get_channel_layer
+
+    from telemetry_app.broadcast import ALL_SESSIONS_GROUP, lane_group, push_events, session_group
+
+    def rec(sid, lane, seq):
+        return {"type": "order_filled", "env": "paper", "lane": lane, "session_id": sid, "sequence": seq}
+
+    records = [rec("a", "paper_research", 1), rec("a", "paper_research", 2), rec("b", "paper_gatecheck", 7)]
+    layer = get_channel_layer()
+    groups = [session_group("a"), session_group("b"), lane_group("paper_research"), lane_group("paper_gatecheck"),
+              ALL_SESSIONS_GROUP]
+
+    async def listen():
+        channels = {}
+        for group in groups:
+            channels[group] = await layer.new_channel()
+            await layer.group_add(group, channels[group])
+        return channels
+
+    channels = async_to_sync(listen)()
+    push_events(records)
+
+    async def receive_all():
+        got = {}
+        for group, channel in channels.items():
+            message = await layer.receive(channel)
+            got[group] = [(e["session_id"], e["sequence"]) for e in message["events"]]
+            await layer.group_discard(group, channel)
+        return got
+
+    got = async_to_sync(receive_all)()
+    assert got == {session_group("a"): [("a", 1), ("a", 2)], session_group("b"): [("b", 7)],
+                   lane_group("paper_research"): [("a", 1), ("a", 2)], lane_group("paper_gatecheck"): [("b", 7)],
+                   ALL_SESSIONS_GROUP: [("a", 1), ("a", 2), ("b", 7)]}
