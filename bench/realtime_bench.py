@@ -85,7 +85,7 @@ FEED = "synthetic_fx"
 STREAM = f"ifns:md:{FEED}"
 GROUP = "paper.sessions"
 TEMPLATE_SESSION = "session_research_fx_momentum.yaml"
-INTERVAL_MS = 50
+INTERVAL_MS = 20  # the feed's publish period (paper_feed --interval-ms)
 TARGET_P99_MS = 100.0
 FAIL_P99_MS = 1000.0  # the sweep stops when p99 exceeds this
 BACKLOG_SLOPE_MS_PER_S = 20.0
@@ -321,9 +321,10 @@ class Sampler:
         self.samples: list[dict] = []
 
     def offsets(self) -> dict[str, str]:
-        rows = self.db.query("SELECT s.session_id, c.offsets FROM sessions_app_sessioncheckpoint c "
-                             "JOIN sessions_app_papersession s ON s.id = c.session_id")
-        return {sid: (json.loads(off) if isinstance(off, str) else off).get(STREAM) for sid, off in rows}
+        """Where each session's steps stand: the consumed offsets the steps publish after each
+        commit (``sessions_app.steps.CONSUMED_KEY``; ahead of the checkpoints after quiet steps)."""
+        raw = self.r.hgetall("ifns:step:consumed")
+        return {sid.decode(): json.loads(off).get(STREAM) for sid, off in raw.items()}
 
     def sample(self) -> None:
         t = time.time_ns()
@@ -439,6 +440,7 @@ def system_cpu() -> tuple[float, float]:
 def parse_steps(logs: list[Path], t0: float, t1: float) -> dict:
     """Celery's 'succeeded in' lines of step tasks whose log time is in [t0, t1] (epoch s)."""
     durations, rows, events, fills, sessions = [], [], [], [], []
+    parts: dict[str, list[float]] = {}
     total = 0
     lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
     for line in lines:
@@ -458,12 +460,15 @@ def parse_steps(logs: list[Path], t0: float, t1: float) -> dict:
         events.append(res.get("events", 0))
         fills.append(res.get("fills", 0))
         sessions.append(res.get("sessions", 0))
+        for name, ms in (res.get("ms") or {}).items():
+            parts.setdefault(name, []).append(ms)
     n = len(durations)
     span = max(t1 - t0, 1e-9)
     return {"steps_in_window": n, "steps_per_s": n / span, "steps_logged_total": total,
             "duration_ms": stats(durations), "rows_per_step_mean": float(np.mean(rows)) if rows else None,
             "events_per_step_mean": float(np.mean(events)) if events else None,
             "sessions_per_step_mean": float(np.mean(sessions)) if sessions else None,
+            "parts_ms": {name: stats(v) for name, v in parts.items()},
             "fills": int(sum(fills)), "worker_busy_fraction": (sum(durations) / 1000) / span}
 
 
@@ -484,7 +489,8 @@ def db_summary(db: BenchDB, since_ns: int) -> dict:
 
 
 def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols: list[str], warmup_s: float,
-             seconds: float, redis_url: str, procs: Processes, shards: int, database: str, pg_url: str) -> dict:
+             seconds: float, redis_url: str, procs: Processes, shards: int, database: str, pg_url: str,
+             interval_ms: int, keep_db: bool = False) -> dict:
     import redis
     from channels_redis.core import RedisChannelLayer
     from django.conf import settings
@@ -527,7 +533,7 @@ def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols:
 
     def start_feed() -> None:
         holder["feed"] = procs.start("feed", [sys.executable, "manage.py", "paper_feed", FEED, "--interval-ms",
-                                              str(INTERVAL_MS)], env, feed_log)
+                                              str(interval_ms)], env, feed_log)
 
     def stop_feed_and_worker() -> None:
         if "feed" in holder:
@@ -566,7 +572,8 @@ def run_once(*, tmp_root: Path, index: int, rate: float, sessions: int, symbols:
                    "feed_started": feed_alive})
     result["steps"] = parse_steps(worker_logs, raw["t_measure_ns"] / 1e9, raw["t_end_ns"] / 1e9)
     result["db"] = db_summary(db, raw["t_subscribed_ns"])
-    db.drop()
+    if not keep_db:
+        db.drop()
     result["stream"] = {"clock_entries": index_.clock_entries, "entries": len(index_.keys)}
     rec_total = sum(raw["received"].values())
     result["push"] = {"events_received_by_type": dict(raw["received"]), "events_received": rec_total,
@@ -604,7 +611,9 @@ async def _measure(layer, sampler, start_feed, stop_all, warmup_s, seconds, cpu_
                 last_rx[0] = time.monotonic()
                 if kind == "order_filled":
                     p = event["payload"]
-                    fills.append((now, event["session_id"], int(p["ts"]), p["symbol"]))
+                    rec = event.get("recorded_at")
+                    rec_ns = int(dt.datetime.fromisoformat(rec).timestamp() * 1e9) if rec else None
+                    fills.append((now, event["session_id"], int(p["ts"]), p["symbol"], rec_ns))
 
     task = asyncio.create_task(rx())
     try:
@@ -647,11 +656,13 @@ async def _measure(layer, sampler, start_feed, stop_all, warmup_s, seconds, cpu_
 def analyse(raw: dict, sampler: Sampler, index: StreamIndex, *, lat: dict, t_measure_ns: int, t_end_ns: int,
             symbols: list[str]) -> dict:
     md, route_ns = lat["market_data_ns"], lat["market_data_ns"] + lat["insert_ns"]
-    fill_lat, quote_lat, pub_lat, market_wait, feed_wait = [], [], [], [], []
+    fill_lat, quote_lat, pub_lat, market_wait, feed_wait, to_rec, rec_to_push = [], [], [], [], [], [], []
     unresolved = 0
     in_window = [f for f in raw["fills"] if t_measure_ns <= f[0] <= t_end_ns]
-    for recv, _sid, ts, symbol in in_window:
+    for recv, _sid, ts, symbol, rec_ns in in_window:
         fill_lat.append((recv - ts) / 1e6)
+        if rec_ns is not None:
+            rec_to_push.append((recv - rec_ns) / 1e6)
         quote_lat.append((recv - ts + route_ns) / 1e6)
         j = index.resolving_entry(symbol, ts - md)
         if j is None:
@@ -659,6 +670,8 @@ def analyse(raw: dict, sampler: Sampler, index: StreamIndex, *, lat: dict, t_mea
             continue
         pub_ms = int(index.publish_ms[j])
         pub_lat.append(recv / 1e6 - pub_ms)
+        if rec_ns is not None:
+            to_rec.append(rec_ns / 1e6 - pub_ms)
         market_wait.append((int(index.ts[j]) - ts) / 1e6)
         feed_wait.append(pub_ms - int(index.ts[j]) / 1e6)
     # The feed: measured tick rate and how long entries waited to be published, in the window.
@@ -704,7 +717,8 @@ def analyse(raw: dict, sampler: Sampler, index: StreamIndex, *, lat: dict, t_mea
                             "(the mean: each session's lag is a saw-tooth of its own step period)"}
     return {"latency": {"fill_ts_to_push": stats(fill_lat), "quote_to_push": stats(quote_lat),
                         "publish_to_push": stats(pub_lat), "market_wait": stats(market_wait),
-                        "feed_wait": stats(feed_wait), "fills_in_window": len(in_window),
+                        "feed_wait": stats(feed_wait), "publish_to_recorded": stats(to_rec),
+                        "recorded_to_push": stats(rec_to_push), "fills_in_window": len(in_window),
                         "fills_received_total": len(raw["fills"]), "fills_without_resolving_entry": unresolved},
             "feed": feed, "backlog": backlog,
             "window_s": span_s}
@@ -820,12 +834,16 @@ def summary(report: dict) -> str:
         _lat_line("stream publish", lat["publish_to_push"]),
         _lat_line("  market wait", lat["market_wait"]) + "  [resolving entry ts − fill ts]",
         _lat_line("  feed wait", lat["feed_wait"]) + "  [its publish − its ts]",
+        _lat_line("  publish→record", lat["publish_to_recorded"]) + "  [step: event row built]",
+        _lat_line("  record→push", lat["recorded_to_push"]) + "  [rest of step, commit, push]",
         f"  target p99 < {TARGET_P99_MS:g} ms (fill ts): "
         f"{'PASS' if report['targets']['p99_pass'] else 'FAIL'}",
         f"  backlog: mean lag slope {_f(b['mean_lag_slope_ms_per_s'])} ms/s (slowest session "
         f"{_f(b['max_lag_slope_ms_per_s'])}), mean lag p50 {_f(b['mean_lag_ms'].get('p50'), '.0f')} ms, slowest "
         f"max {_f(b['max_lag_ms'].get('max'), '.0f')} ms, final {_f(b['final_max_lag_ms'], '.0f')} ms / "
         f"{_f(b['final_max_unconsumed_entries'], '.0f')} entries: {'GROWS (FAIL)' if b['grows'] else 'bounded (PASS)'}",
+        "  step parts p50/p99 ms: " + ", ".join(f"{k} {_f(v.get('p50'))}/{_f(v.get('p99'))}"
+                                                for k, v in st.get("parts_ms", {}).items()),
         f"  steps: {st['steps_per_s']:.1f}/s, duration p50 {_f(st['duration_ms'].get('p50'))} ms p99 "
         f"{_f(st['duration_ms'].get('p99'))} ms, {_f(st['sessions_per_step_mean'])} sessions and "
         f"{_f(st['rows_per_step_mean'])} rows/step; CPU (cores): step workers "
@@ -868,6 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=20.0, help="ticks/s per symbol (feed ticks_per_second)")
     p.add_argument("--seconds", type=float, default=30.0, help="measured seconds, after the warm-up")
     p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--interval-ms", type=int, default=INTERVAL_MS, help="the feed's publish period")
     p.add_argument("--shards", type=int, default=2, help="step queues, one solo worker each (IFNS_STEP_SHARDS)")
     p.add_argument("--database", choices=("auto", "postgres", "sqlite"), default="auto",
                    help="auto: PostgreSQL when --pg-url answers, else SQLite")
@@ -878,7 +897,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=170.0,
                    help="no sweep run is started that would end after this many seconds in all")
     p.add_argument("--redis-url", default=REDIS_URL)
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, databases)")
+    p.add_argument("--keep-tmp", action="store_true",
+                   help="keep the temporary directory (logs, SQLite) and PostgreSQL databases")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
     check_redis_url(args.redis_url)
@@ -913,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     common = {"tmp_root": tmp_root, "sessions": args.sessions, "symbols": symbols, "warmup_s": args.warmup,
               "redis_url": args.redis_url, "procs": procs, "shards": args.shards, "database": database,
-              "pg_url": args.pg_url}
+              "pg_url": args.pg_url, "interval_ms": args.interval_ms, "keep_db": args.keep_tmp}
     sweep: dict | None = None
     try:
         print(f"main run: {args.rate:g} ticks/s/symbol, {args.warmup:g}+{args.seconds:g} s ...", flush=True)
@@ -941,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "code": {**code_info(), **app_code_info()},
         "params": {"sessions": args.sessions, "symbols": symbols, "rate": args.rate, "seconds": args.seconds,
-                   "warmup": args.warmup, "shards": args.shards, "feed_interval_ms": INTERVAL_MS,
+                   "warmup": args.warmup, "shards": args.shards, "feed_interval_ms": args.interval_ms,
                    "sizing": SIZING, "execution_policy": "immediate", "strategy": "strat.momentum_fx 1.3.0",
                    "redis_url": args.redis_url,
                    "database": "temporary SQLite (WAL), one per run" if database == "sqlite" else
@@ -955,7 +975,8 @@ def main(argv: list[str] | None = None) -> int:
             "publish_to_push": "receipt - Redis entry-id time of the first stream entry of the fill's symbol "
                                "with ts >= fill ts - market-data latency (the entry that lets the broker "
                                "resolve the arrival); 1 ms resolution",
-            "backlog": "per second: newest stream entry id vs each session's checkpoint offset",
+            "backlog": "per second: newest stream entry id vs each session's consumed offset (published by the steps "
+                       "after each commit)",
         },
         "main": main_run,
         "sweep": sweep,

@@ -221,8 +221,8 @@ class SessionCheckpoint(models.Model):
 
     Written in the same transaction as the step's orders, fills and events,
     so a step redelivered after a crash starts from the last committed point.
-    ``engine_state`` is a pickle of the session engine, written and read only
-    by this application.
+    ``engine_state`` is a zlib-compressed pickle of the session engine
+    (``steps.engine_dump``), written and read only by this application.
     """
 
     session = models.OneToOneField(PaperSession, on_delete=models.CASCADE, related_name="checkpoint")

@@ -67,10 +67,19 @@ def step_started(feed: str, shard: int) -> None:
     redis_client().delete(_flag(feed, shard))
 
 
-def shard_sessions(feed: str, shard: int) -> list[str]:
-    """The running sessions of ``feed`` that step on ``shard``."""
-    ids = PaperSession.objects.filter(status="running", feed=feed).values_list("session_id", flat=True)
-    return [sid for sid in ids if shard_of(sid) == shard]
+_shard_members: dict[tuple[str, int], tuple[float, list[str]]] = {}  # (feed, shard) -> (expires, ids)
+
+
+def shard_sessions(feed: str, shard: int, *, max_age_s: float = FEED_SHARDS_TTL_S) -> list[str]:
+    """The running sessions of ``feed`` that step on ``shard``, looked up at most every
+    ``max_age_s`` (a step task runs dozens of times a second; a session started meanwhile
+    joins within that time, and one that stopped is skipped by the step itself)."""
+    now = time.monotonic()
+    cached = _shard_members.get((feed, shard))
+    if cached is None or cached[0] <= now:
+        ids = PaperSession.objects.filter(status="running", feed=feed).values_list("session_id", flat=True)
+        cached = _shard_members[(feed, shard)] = (now + max_age_s, [sid for sid in ids if shard_of(sid) == shard])
+    return cached[1]
 
 
 def step_enqueue(session_id: str) -> bool:

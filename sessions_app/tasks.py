@@ -7,11 +7,13 @@ each with an expiry so a backlog never replays stale ticks.
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 from django.utils import timezone
 
 from sessions_app import scheduler
 from sessions_app.registry import registry_export, registry_in_sync
 from sessions_app.steps import step_sessions
+from telemetry_app.broadcast import flush_pushes
 
 
 @shared_task(ignore_result=True)
@@ -35,10 +37,17 @@ def shard_step_task(feed: str, shard: int) -> dict:
     if result.more:
         scheduler.shard_enqueue(feed, shard)  # the read was capped: go on right away
     return {"sessions": len(result.sessions), "rows": result.rows, "events": result.events,
-            "fills": result.fills}
+            "fills": result.fills, "loaded": result.engines_loaded, "ms": result.timings_ms}
 
 
 @shared_task(ignore_result=True)
 def sessions_tick() -> dict:
     """Periodic (beat, every second): start due sessions, end finished ones, step running ones."""
     return scheduler.sessions_tick(now=timezone.now())
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _flush_telemetry_pushes(**_kwargs) -> None:
+    """Telemetry pushes leave in the background: let the last ones go before the worker exits."""
+    flush_pushes(timeout=2.0)

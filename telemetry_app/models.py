@@ -55,6 +55,7 @@ class TelemetryEvent(models.Model):
             "sequence": self.sequence,
             "type": self.event_type,
             "event_time": self.event_time.isoformat(),
+            "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
             "payload": self.payload,
         }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pickle
+import json
 
 import numpy as np
 import pytest
@@ -13,10 +13,10 @@ from broker_app.models import PaperFill, PaperOrder, PaperPosition
 from ifns_paper import marketbus
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.replay import interleave
+from sessions_app.engines import build_engine
 from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
 from sessions_app.services import session_transition
-from sessions_app.engines import build_engine
-from sessions_app.steps import session_step
+from sessions_app.steps import engine_load, session_step
 from telemetry_app.models import TelemetryEvent
 
 SID = "research_fx_momentum_v13"  # feed synthetic_fx, EURUSD GBPUSD USDJPY, policy immediate
@@ -88,7 +88,7 @@ def test_steps_trade_on_streamed_data_and_write_everything_consistently(bundle, 
     assert all(e.env == "paper" and e.lane == "paper_research"
                for e in TelemetryEvent.objects.filter(session__session_id=SID))
     checkpoint = SessionCheckpoint.objects.get(session__session_id=SID)
-    engine = pickle.loads(checkpoint.engine_state)
+    engine = engine_load(checkpoint.engine_state)
     engine.ledger.check_invariant()
     # a step without new data changes nothing
     before = (TelemetryEvent.objects.count(), PaperFill.objects.count())
@@ -186,7 +186,7 @@ def test_an_engine_cached_by_a_worker_is_not_used_once_another_worker_stepped(bu
     data = market(4500)
     publish(client, data, 0, 1500)
     session_step(session_id=SID, client=client)
-    assert steps._ENGINES[SID][0] == 1  # this worker keeps the engine it just saved
+    assert steps._ENGINES[SID].steps == 1  # this worker keeps the engine it just saved
     stale = steps._ENGINES.pop(SID)  # ... and another worker, without it, takes the next step
     publish(client, data, 1500, 3000)
     session_step(session_id=SID, client=client)
@@ -269,3 +269,55 @@ def test_clock_entries_are_read_in_stream_order_for_every_symbol_filter(client):
     assert read.batches == [marketbus.Clock(25), marketbus.Clock(30)] and read.rows == 0
     read = marketbus.read(client, key, {"EURUSD"}, after=None)
     assert [type(b).__name__ for b in read.batches] == ["QuoteBatch", "Clock", "Clock"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_quiet_steps_write_nothing_and_a_restart_from_the_older_checkpoint_catches_up(bundle, client, monkeypatch):
+    from sessions_app import steps
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(3000)
+    publish(client, data, 0, 1500)
+    session_step(session_id=SID, client=client)
+    written = SessionCheckpoint.objects.get(session__session_id=SID)
+    # Data of a symbol the session does not trade, and feed clocks: the engine moves on, says nothing.
+    other = market(40, symbol="AUDUSD", t0=int(data[-1].ts[-1]) + 1)
+    quiet_ts = int(other[-1].ts[-1])
+    for i, batch in enumerate(other):
+        marketbus.publish(client, "synthetic_fx", [batch], clock_ns=int(batch.ts[-1]))
+        result = session_step(session_id=SID, client=client)
+        assert result.sessions == [SID] and result.events == 0, i
+    again = SessionCheckpoint.objects.get(session__session_id=SID)
+    assert (again.steps, again.offsets, again.data_ts) == (written.steps, written.offsets, written.data_ts)
+    assert steps._ENGINES[SID].data_ts == quiet_ts  # ahead of the checkpoint, in memory
+    consumed = json.loads(client.hget(steps.CONSUMED_KEY, SID))
+    assert consumed == steps._ENGINES[SID].offsets != written.offsets  # monitoring sees the real position
+
+    steps._ENGINES.clear()  # the worker restarts: the next step starts from the older checkpoint
+    publish(client, data, 1500, 10_000)
+    session_step(session_id=SID, client=client)
+    quiet_clocks = [marketbus.Clock(int(b.ts[-1])) for b in other]
+    # (the AUDUSD rows are not the session's: only the clocks reach its engine)
+    expected = replay_events(SID, [*_cut(data, 0, 1500), *quiet_clocks, *_cut(data, 1500, 10_000)])
+    assert stored_events(SID) == expected
+    consistent(SID)
+
+    # A session that stays quiet is still checkpointed, every CHECKPOINT_EVERY_S.
+    monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)
+    before = SessionCheckpoint.objects.get(session__session_id=SID).steps
+    marketbus.publish(client, "synthetic_fx", [], clock_ns=quiet_ts + 10 ** 12)
+    session_step(session_id=SID, client=client)
+    assert SessionCheckpoint.objects.get(session__session_id=SID).steps == before + 1
+
+
+def _cut(batches, start, stop):
+    """Rows [start, stop) of an interleaved list of batches, as batches."""
+    out, seen = [], 0
+    for b in batches:
+        lo, hi = max(start - seen, 0), min(stop - seen, len(b))
+        if lo < hi:
+            out.append(b.slice(lo, hi))
+        seen += len(b)
+    return out

@@ -26,13 +26,14 @@ import json, pickle
 from collections import Counter
 from broker_app.models import PaperFill, PaperOrder, PaperPosition
 from sessions_app.models import SessionCheckpoint
+from sessions_app.steps import engine_load
 from telemetry_app.models import TelemetryEvent
 events = TelemetryEvent.objects.filter(session__session_id="%(sid)s")
 fills = PaperFill.objects.filter(session__session_id="%(sid)s")
 net = {}
 for f in fills:
     net[f.symbol] = net.get(f.symbol, 0.0) + f.quantity * (1 if f.side == "buy" else -1)
-engine = pickle.loads(SessionCheckpoint.objects.get(session__session_id="%(sid)s").engine_state)
+engine = engine_load(SessionCheckpoint.objects.get(session__session_id="%(sid)s").engine_state)
 engine.ledger.check_invariant()
 print(json.dumps({
     "types": dict(Counter(events.values_list("event_type", flat=True))),
