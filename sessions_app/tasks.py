@@ -6,8 +6,10 @@ each with an expiry so a backlog never replays stale ticks.
 
 from __future__ import annotations
 
+import gc
+
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from django.utils import timezone
 
 from sessions_app import scheduler
@@ -51,3 +53,13 @@ def sessions_tick() -> dict:
 def _flush_telemetry_pushes(**_kwargs) -> None:
     """Telemetry pushes leave in the background: let the last ones go before the worker exits."""
     flush_pushes(timeout=2.0)
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _freeze_startup_objects(**_kwargs) -> None:
+    """Move everything allocated at start-up (Django, Celery, modules) out of the cyclic
+    garbage collector's reach: its full collections then scan only what the steps allocate,
+    instead of pausing a step for milliseconds now and then."""
+    gc.collect()
+    gc.freeze()

@@ -47,7 +47,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("feeds", nargs="+")
-        parser.add_argument("--interval-ms", type=int, default=50, help="publish period")
+        parser.add_argument("--interval-ms", type=int, default=20,
+                            help="publish period (a clock entry each time: orders resolve within it)")
         parser.add_argument("--glitches", action="store_true", help="synthetic: inject gaps, stale, crossed, outlier ticks")
         parser.add_argument("--duration-s", type=float, default=0.0, help="stop after this long (0: run until stopped)")
         parser.add_argument("--report-every-s", type=float, default=5.0, help="feed health report period")
