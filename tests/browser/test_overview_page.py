@@ -44,3 +44,16 @@ def test_session_page_shows_its_events_and_change_log(served_app, page):
     expect(page.locator("h1")).to_contain_text(SID)
     expect(page.locator("#events")).to_contain_text("paper_session_state_change")
     expect(page.locator("main")).to_contain_text("session_register")
+
+
+def test_feed_health_reports_reach_the_overview_live(served_app, page):
+    page.goto(served_app.url + "/")
+    expect(page.locator("#live-status")).to_have_text("live: connected")
+    row_status = page.locator('tr[data-feed="synthetic_crypto"] [data-role="feed-status"]')
+    expect(row_status).to_have_count(0)  # this feed has never run here
+
+    # A real feed process: it reports "ok" when it starts and "stopped" when it ends.
+    served_app.manage("paper_feed", "synthetic_crypto", "--duration-s", "2")
+
+    expect(row_status).to_have_text("stopped", timeout=10_000)
+    expect(page.locator('tr[data-feed="synthetic_crypto"]')).to_contain_text("synthetic_crypto")
