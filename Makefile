@@ -25,7 +25,7 @@ PEERS_STAMP := $(PEERS_VENV)/.installed
 
 bench: $(STAMP) $(if $(PEERS),$(PEERS_STAMP),)  ## quotes/s of the Paper Broker (PEERS=1: also NautilusTrader, backtrader)
 	$(PY) -m bench.broker_bench $(if $(PEERS),--peers,) $(BENCH_ARGS)
-	$(PY) -m bench.strategy_bench
+	$(PY) -m bench.strategy_bench $(if $(PEERS),--peers,)
 	$(PY) -m bench.realtime_bench
 
 $(PEERS_STAMP): pyproject.toml

@@ -1,6 +1,7 @@
 """The standard workload through peer engines: NautilusTrader and backtrader.
 
-Run by ``bench.broker_bench --peers`` in a subprocess with the interpreter
+Run by ``bench.broker_bench --peers`` (and ``bench.strategy_bench --peers``, with
+``--only nautilus_strategy``) in a subprocess with the interpreter
 that has the peers (``bench/.venv-peers``, see bench/README.md): NautilusTrader
 1.221, the last release for Python 3.11, pins ``pandas<3`` while the project
 runs pandas 3, so the peers live in their own virtualenv. Prints one JSON
@@ -18,6 +19,13 @@ our engine (whose timing excludes building the QuoteBatch chunks):
   ``on_quote_tick`` and submits a market order after quote ``100k + 99``;
   the simulated venue (L1_MBP book, zero-fee instrument, default FillModel,
   no latency model) fills it against the quote it was sent on.
+* NautilusTrader full pipeline (``nautilus_strategy``, for the strategy replay
+  benchmark; not run unless asked for with ``--only``): the same engine, venue,
+  instrument, data and timing, with a Python strategy that updates a momentum
+  signal on every quote the way our ``model.momentum`` does (log mid, fast and
+  slow EWMAs of it, EW volatility of the log returns, trend = (fast - slow) /
+  vol, signal = tanh(trend / 4), in plain floats) and submits the same market
+  orders as above (quote ``100k + 99``, alternating sides).
 * backtrader: one bar per quote, close = mid (the closest a bar feed gets);
   the rows are precomputed into lists (not timed); ``cerebro.run()`` is
   timed (it preloads the rows into its lines, then calls ``next`` per bar).
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -52,39 +61,21 @@ def _version(dist: str) -> str | None:
 # --- NautilusTrader ---------------------------------------------------------------------------------
 
 
-def run_nautilus(w: Workload) -> dict:
+def _nautilus_engine(w: Workload, make_strategy):
+    """BacktestEngine with the SIM venue and the zero-fee EUR/USD; ``make_strategy(iid, OrderSide,
+    Quantity)`` returns the strategy to add. Returns (engine, venue, iid, strategy)."""
     from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
     from nautilus_trader.config import LoggingConfig
     from nautilus_trader.model.currencies import USD
-    from nautilus_trader.model.data import QuoteTick
     from nautilus_trader.model.enums import AccountType, BookType, OmsType, OrderSide
     from nautilus_trader.model.identifiers import Venue
     from nautilus_trader.model.instruments import CurrencyPair
     from nautilus_trader.model.objects import Money, Quantity
     from nautilus_trader.test_kit.providers import TestInstrumentProvider
-    from nautilus_trader.trading.strategy import Strategy
 
     template = CurrencyPair.to_dict(TestInstrumentProvider.default_fx_ccy("EUR/USD"))
     instrument = CurrencyPair.from_dict({**template, "maker_fee": "0", "taker_fee": "0"})
     iid = instrument.id
-
-    class EveryNth(Strategy):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen = 0
-            self.sent = 0
-            self.qty = Quantity.from_int(int(w.order_qty))
-
-        def on_start(self) -> None:
-            self.subscribe_quote_ticks(iid)
-
-        def on_quote_tick(self, tick) -> None:
-            i = self.seen
-            self.seen = i + 1
-            if i % w.order_every == w.order_offset:
-                side = OrderSide.BUY if self.sent % 2 == 0 else OrderSide.SELL
-                self.sent += 1
-                self.submit_order(self.order_factory.market(iid, side, self.qty))
 
     engine = BacktestEngine(BacktestEngineConfig(
         trader_id="BENCH-001",
@@ -95,8 +86,14 @@ def run_nautilus(w: Workload) -> dict:
     engine.add_venue(venue, OmsType.NETTING, AccountType.MARGIN, [Money(STARTING_CASH, USD)],
                      base_currency=USD, book_type=BookType.L1_MBP)
     engine.add_instrument(instrument)
-    strategy = EveryNth()
+    strategy = make_strategy(iid, OrderSide, Quantity)
     engine.add_strategy(strategy)
+    return engine, venue, iid, strategy
+
+
+def _nautilus_replay(engine, iid, w: Workload) -> tuple[float, float]:
+    """Stream the workload through ``engine``; returns (timed seconds, build seconds not timed)."""
+    from nautilus_trader.model.data import QuoteTick
 
     timed = build = 0.0
     for ts, bid, ask, bid_size, ask_size in w.arrays():
@@ -114,6 +111,12 @@ def run_nautilus(w: Workload) -> dict:
     t0 = time.perf_counter()
     engine.end()
     timed += time.perf_counter() - t0
+    return timed, build
+
+
+def _nautilus_result(engine, venue, strategy, w: Workload, timed: float, build: float) -> dict:
+    from nautilus_trader.model.currencies import USD
+    from nautilus_trader.model.enums import OrderSide
 
     account = engine.portfolio.account(venue)
     balance_pnl = float(account.balance_total(USD).as_double()) - STARTING_CASH
@@ -123,7 +126,7 @@ def run_nautilus(w: Workload) -> dict:
     net = sum(s * q for s, q, _ in fills)
     cash_flow = -sum(s * q * p for s, q, p in fills)
     commissions = sum(float(m.as_double()) for o in orders for m in o.commissions())
-    result = {
+    return {
         "status": "ok",
         "version": _version("nautilus_trader"),
         "quotes": strategy.seen,
@@ -139,6 +142,105 @@ def run_nautilus(w: Workload) -> dict:
         "commissions": commissions,
         "fill_prices_head": [p for _, _, p in fills[:4]],
     }
+
+
+def run_nautilus(w: Workload) -> dict:
+    from nautilus_trader.trading.strategy import Strategy
+
+    def make_strategy(iid, OrderSide, Quantity):  # noqa: N803 (Nautilus classes)
+        class EveryNth(Strategy):
+            def __init__(self) -> None:
+                super().__init__()
+                self.seen = 0
+                self.sent = 0
+                self.qty = Quantity.from_int(int(w.order_qty))
+
+            def on_start(self) -> None:
+                self.subscribe_quote_ticks(iid)
+
+            def on_quote_tick(self, tick) -> None:
+                i = self.seen
+                self.seen = i + 1
+                if i % w.order_every == w.order_offset:
+                    side = OrderSide.BUY if self.sent % 2 == 0 else OrderSide.SELL
+                    self.sent += 1
+                    self.submit_order(self.order_factory.market(iid, side, self.qty))
+
+        return EveryNth()
+
+    engine, venue, iid, strategy = _nautilus_engine(w, make_strategy)
+    timed, build = _nautilus_replay(engine, iid, w)
+    result = _nautilus_result(engine, venue, strategy, w, timed, build)
+    engine.dispose()
+    return result
+
+
+# The feature spec of ifns_paper/engine/features.py (FeatureSpec defaults) and model.momentum's scale.
+FAST_HALFLIFE, SLOW_HALFLIFE, VOL_HALFLIFE, MOMENTUM_SCALE = 20.0, 200.0, 100.0, 4.0
+
+
+def run_nautilus_strategy(w: Workload) -> dict:
+    """NautilusTrader's full pipeline with a Python strategy: a momentum signal updated on every
+    quote, a market order every 100 quotes. Same engine, venue, data and timing as run_nautilus."""
+    from nautilus_trader.trading.strategy import Strategy
+
+    def make_strategy(iid, OrderSide, Quantity):  # noqa: N803 (Nautilus classes)
+        class Momentum(Strategy):
+            """Per quote, what FeatureEngine + MomentumModel compute for it, one value at a time:
+            x = log mid, ret = x - previous x, fast/slow = EWMA of x (seeded with the first x),
+            var = EWMA of ret**2 (from 0), vol = sqrt(var), trend = (fast - slow) / vol (0 while
+            vol is 0), signal = tanh(trend / 4). Each EWMA is y = a*x + (1 - a)*y, the recursion
+            lfilter runs in features.py. The signal is kept (last value, count of positive
+            quotes) but does not pick the side: order k goes at quote 100k + 99, buy for even k,
+            sell for odd k, as in the broker workload, so the venue's work is the same and the
+            P&L is checkable against the data."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.seen = 0
+                self.sent = 0
+                self.qty = Quantity.from_int(int(w.order_qty))
+                self.a_fast = 1.0 - 0.5 ** (1.0 / FAST_HALFLIFE)
+                self.a_slow = 1.0 - 0.5 ** (1.0 / SLOW_HALFLIFE)
+                self.a_var = 1.0 - 0.5 ** (1.0 / VOL_HALFLIFE)
+                self.c_fast, self.c_slow, self.c_var = (-(a - 1.0) for a in (self.a_fast, self.a_slow, self.a_var))
+                self.last_x = self.fast = self.slow = math.nan
+                self.var = 0.0
+                self.trend = self.signal = 0.0
+                self.positive = 0
+
+            def on_start(self) -> None:
+                self.subscribe_quote_ticks(iid)
+
+            def on_quote_tick(self, tick) -> None:
+                x = math.log((tick.bid_price.as_double() + tick.ask_price.as_double()) / 2.0)
+                i = self.seen
+                if i == 0:
+                    self.last_x = self.fast = self.slow = x
+                ret = x - self.last_x
+                self.last_x = x
+                fast = self.fast = self.a_fast * x + self.c_fast * self.fast
+                slow = self.slow = self.a_slow * x + self.c_slow * self.slow
+                var = self.var = self.a_var * (ret * ret) + self.c_var * self.var
+                vol = math.sqrt(var)
+                trend = (fast - slow) / vol if vol > 0.0 else 0.0
+                signal = math.tanh(trend / MOMENTUM_SCALE)
+                self.trend, self.signal = trend, signal
+                if signal > 0.0:
+                    self.positive += 1
+                self.seen = i + 1
+                if i % w.order_every == w.order_offset:
+                    side = OrderSide.BUY if self.sent % 2 == 0 else OrderSide.SELL
+                    self.sent += 1
+                    self.submit_order(self.order_factory.market(iid, side, self.qty))
+
+        return Momentum()
+
+    engine, venue, iid, strategy = _nautilus_engine(w, make_strategy)
+    timed, build = _nautilus_replay(engine, iid, w)
+    result = _nautilus_result(engine, venue, strategy, w, timed, build)
+    result.update({"last_trend": strategy.trend, "last_signal": strategy.signal,
+                   "quotes_signal_positive": strategy.positive})
     engine.dispose()
     return result
 
@@ -226,7 +328,9 @@ def run_backtrader(w: Workload) -> dict:
 
 # --- driver -------------------------------------------------------------------------------------------
 
-PEERS = {"nautilus_trader": ("nautilus_trader", run_nautilus), "backtrader": ("backtrader", run_backtrader)}
+PEERS = {"nautilus_trader": ("nautilus_trader", run_nautilus), "backtrader": ("backtrader", run_backtrader),
+         "nautilus_strategy": ("nautilus_trader", run_nautilus_strategy)}
+DEFAULT_PEERS = ("nautilus_trader", "backtrader")  # broker_bench's; nautilus_strategy only with --only
 
 
 def measure(name: str, w: Workload, runs: int) -> dict:
@@ -261,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=sorted(PEERS), action="append")
     args = p.parse_args(argv)
     result = {}
-    for name in args.only or list(PEERS):
+    for name in args.only or DEFAULT_PEERS:
         n = args.backtrader_quotes if name == "backtrader" and args.backtrader_quotes else args.quotes
         runs = args.backtrader_runs if name == "backtrader" and args.backtrader_runs else args.runs
         result[name] = measure(name, Workload(n_quotes=n), runs)

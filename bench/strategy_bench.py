@@ -13,7 +13,14 @@ are checkable, and in the same run a minimal pure-Python per-quote momentum
 loop on the same data (two EWMAs and a threshold per quote, no risk, no
 broker) with the ratio. Target: >= 300,000 quotes/s.
 
-    python -m bench.strategy_bench [--quotes N] [--runs 3] [--out bench/results]
+``--peers`` also runs NautilusTrader's full pipeline on the same quotes
+(``bench/peers.py --only nautilus_strategy``, in a subprocess with the
+interpreter that has it, as ``bench.broker_bench --peers`` does): a
+BacktestEngine whose Python strategy updates the same momentum signal on every
+quote and sends a market order every 100 quotes. Reported: its quotes/s and
+ours / theirs.
+
+    python -m bench.strategy_bench [--quotes N] [--runs 3] [--peers] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -23,14 +30,16 @@ import datetime as dt
 import json
 import math
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.broker_bench import code_info, machine_info
-from bench.workload import Workload
+from bench.broker_bench import PEERS_PYTHON, PEERS_TIMEOUT_S, code_info, machine_info
+from bench.workload import Workload, expected_pnl
 from ifns_paper.engine.dra import RiskLimits
 from ifns_paper.engine.ei import ExecutionPolicy
+from ifns_paper.engine.features import FeatureEngine
 from ifns_paper.engine.msi import MomentumModel
 from ifns_paper.engine.orders import OrderType, TimeInForce
 from ifns_paper.engine.routes import FillModel, RouteSpec
@@ -92,11 +101,66 @@ def baseline_run(w: Workload) -> dict:
     return {"seconds": elapsed, "quotes_per_s": w.n_quotes / elapsed, "signals": signals}
 
 
+def run_peer(n_quotes: int, runs: int, python: str | None) -> dict:
+    """NautilusTrader's full pipeline (bench/peers.py ``nautilus_strategy``) in the peers' interpreter."""
+    exe = python or (str(PEERS_PYTHON) if PEERS_PYTHON.exists() else sys.executable)
+    cmd = [exe, "-m", "bench.peers", "--quotes", str(n_quotes), "--runs", str(runs), "--only", "nautilus_strategy"]
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=PEERS_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return {"_interpreter": exe, "_error": f"peers did not finish in {PEERS_TIMEOUT_S} s"}
+    except OSError as exc:
+        return {"_interpreter": exe, "_error": str(exc)}
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"_interpreter": exe, "_error": (done.stderr or done.stdout).strip()[-2000:]}
+    out = json.loads(lines[-1])
+    out["_interpreter"] = exe
+    return out
+
+
+def reference_signal(w: Workload) -> dict:
+    """What our FeatureEngine + MomentumModel give on the same quotes (not timed): to check the peer's
+    per-quote arithmetic."""
+    features, model = FeatureEngine(), MomentumModel()
+    positive = 0
+    frame = None
+    for _, batch in w.chunks():
+        frame = features.update(batch)
+        positive += int((model.signal(frame) > 0.0).sum())
+    return {"last_trend": float(frame.trend[-1]), "last_signal": float(model.signal(frame)[-1]),
+            "quotes_signal_positive": positive}
+
+
+def compare_peer(peers: dict, ours_qps: float, w: Workload) -> dict:
+    res = peers.get("nautilus_strategy")
+    if not res or res.get("status") != "ok":
+        return peers
+    res["ours_over_theirs"] = ours_qps / res["median_quotes_per_s"]
+    expected = expected_pnl(w)["touch_marked"]
+    theirs = res["realized_pnl_balance"]
+    res["pnl_check"] = {"theirs_realized_before_fees": theirs, "expected_touch": expected,
+                        "difference": theirs - expected, "equal": abs(theirs - expected) < 0.005,
+                        "how": "alternating market orders at quote 100k+99, each filled at the touch of that quote"}
+    ref = reference_signal(w)
+    res["signal_check"] = {
+        "ours": ref, "theirs": {k: res[k] for k in ref},
+        "last_signal_difference": res["last_signal"] - ref["last_signal"],
+        "how": ("our FeatureEngine + MomentumModel (numpy/lfilter) on the same quotes vs the peer's per-quote "
+                "Python floats; rounding may differ in the last bits"),
+    }
+    return peers
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quotes", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--peers", action="store_true", help="also run NautilusTrader's full pipeline (bench/peers.py)")
+    p.add_argument("--peers-python", default=None, help=f"interpreter with the peers (default {PEERS_PYTHON} "
+                                                         "when present, else this one)")
+    p.add_argument("--peer-runs", type=int, default=3)
     args = p.parse_args(argv)
     w = Workload(n_quotes=args.quotes)
     started = dt.datetime.now(dt.UTC)
@@ -120,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_engine_over_baseline": engine_median / baseline_median,
         "target": {"quotes_per_s": TARGET_QPS, "pass": engine_median >= TARGET_QPS},
     }
+    peer = None
+    if args.peers:
+        report["peers"] = compare_peer(run_peer(w.n_quotes, args.peer_runs, args.peers_python), engine_median, w)
+        peer = report["peers"].get("nautilus_strategy")
+        if peer and peer.get("status") == "ok":
+            report["ratio_engine_over_nautilus_strategy"] = peer["ours_over_theirs"]
+    report["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -135,6 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  proposals {ev.get('msi_proposal', 0):,}  decisions {ev.get('dra_decision', 0):,}  "
           f"orders {ev.get('order_submitted', 0):,}  fills {first['fills']:,}  breaches {ev.get('risk_breach', 0):,}")
     print(f"  P&L {first['pnl']:,.2f} (realized {first['realized']:,.2f}); final position {first['final_position']:,.0f}")
+    if args.peers:
+        if peer and peer.get("status") == "ok":
+            rates = ", ".join(f"{r['quotes_per_s']:,.0f}" for r in peer["runs"])
+            chk, sig = peer["pnl_check"], peer["signal_check"]
+            print(f"  nautilus_strategy {peer['version']} (BacktestEngine, Python momentum strategy, an order every "
+                  f"{w.order_every} quotes): {peer['median_quotes_per_s']:,.0f} quotes/s   (runs: {rates})   "
+                  f"ours/theirs = {peer['ours_over_theirs']:.1f}x")
+            print(f"          orders {peer['orders']:,}  fills {peer['fills']:,}  realized P&L {chk['theirs_realized_before_fees']:,.2f} "
+                  f"vs from data {chk['expected_touch']:,.2f} ({'equal' if chk['equal'] else 'DIFFERENT'}); "
+                  f"last signal {sig['theirs']['last_signal']:.6f} vs ours {sig['ours']['last_signal']:.6f}")
+        else:
+            detail = (peer or {}).get("detail") or report["peers"].get("_error", "no result")
+            print(f"  nautilus_strategy: {(peer or {}).get('status', 'error')} ({detail})")
     print(f"  wrote {out / f'strategy_{stamp}.json'} (and strategy_latest.json)")
     return 0
 
