@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -375,7 +375,7 @@ def _persist(steps: list[SessionStep], result: StepResult) -> dict[str, _Cached]
     TelemetryEvent.objects.bulk_create(events)
     result.events = len(events)
     if sessions:
-        PaperSession.objects.bulk_update(sessions, ["last_event_seq"])
+        _set_event_seqs(sessions)
     for row in switches:
         KillSwitch.objects.update_or_create(scope=row.scope, defaults={
             "state": row.state, "actor": row.actor, "reason": row.reason})
@@ -401,6 +401,21 @@ def _publish_positions(client, stepped: dict[str, _Cached]) -> None:
         client.hset(CONSUMED_KEY, mapping={sid: json.dumps(c.offsets) for sid, c in stepped.items()})
     except redis.RedisError:
         log.warning("could not publish consumed offsets", exc_info=True)
+
+
+def _set_event_seqs(sessions: list[PaperSession]) -> None:
+    """``last_event_seq`` of several (locked) sessions in one UPDATE: what ``bulk_update``
+    writes, without its per-row expression objects (a third of a busy step's writing time)."""
+    table = PaperSession._meta.db_table
+    cases = " ".join("WHEN %s THEN %s" for _ in sessions)
+    params: list[int] = []
+    for s in sessions:
+        params += [s.pk, s.last_event_seq]
+    params += [s.pk for s in sessions]
+    marks = ", ".join("%s" for _ in sessions)
+    with connection.cursor() as cursor:
+        cursor.execute(f'UPDATE "{table}" SET "last_event_seq" = CASE "id" {cases} END WHERE "id" IN ({marks})',
+                       params)
 
 
 def _remember(stepped: dict[str, _Cached]) -> None:

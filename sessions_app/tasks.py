@@ -9,7 +9,12 @@ from __future__ import annotations
 import gc
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from django.utils import timezone
 
 from sessions_app import scheduler
