@@ -135,6 +135,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fix-up closes the database connections around every task unless this is set
+# (then only every 2 x this many); ifns_paper/celery.py applies Django's CONN_MAX_AGE rules instead.
+CELERY_DB_REUSE_MAX = 1_000_000
 # Tasks are short steps; a redelivered unacked task must come back quickly,
 # but never while the original could still be running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
