@@ -3,24 +3,14 @@
 from django.contrib import admin
 
 from broker_app.models import ExecutionPolicy, ExecutionRoute
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from ifns_paper.admin_base import ReadOnlyModelAdmin
 
 
 @admin.register(ExecutionRoute)
-class ExecutionRouteAdmin(_ReadOnly):
+class ExecutionRouteAdmin(ReadOnlyModelAdmin):
     list_display = ["route_id", "fill_model", "stale_quote_ms", "updated_at"]
 
 
 @admin.register(ExecutionPolicy)
-class ExecutionPolicyAdmin(_ReadOnly):
+class ExecutionPolicyAdmin(ReadOnlyModelAdmin):
     list_display = ["policy_id", "urgency", "order_type", "time_in_force", "route"]

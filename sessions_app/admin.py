@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from ifns_paper.admin_base import ReadOnlyModelAdmin
 from ifns_paper.engine.lifecycle import SessionAction
 from ifns_paper.exceptions import ApplicationError
 from sessions_app import services
@@ -209,17 +210,8 @@ class PaperSessionAdmin(_NoAddDelete):
 
 
 @admin.register(ChangeLogEntry)
-class ChangeLogEntryAdmin(admin.ModelAdmin):
+class ChangeLogEntryAdmin(ReadOnlyModelAdmin):
     list_display = ["created_at", "actor", "action", "target_type", "target_id", "reason"]
     list_filter = ["action", "target_type"]
     search_fields = ["actor", "target_id", "reason"]
     readonly_fields = [f.name for f in ChangeLogEntry._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

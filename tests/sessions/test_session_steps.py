@@ -49,13 +49,7 @@ def market(n, seed=5, symbol="EURUSD", t0=1_764_000_000_000_000_000):
 
 def publish(client, batches, start, stop):
     """Publish rows [start, stop) of the interleaved stream, in order."""
-    out, seen = [], 0
-    for b in batches:
-        lo, hi = max(start - seen, 0), min(stop - seen, len(b))
-        if lo < hi:
-            out.append(b.slice(lo, hi))
-        seen += len(b)
-    marketbus.publish(client, "synthetic_fx", out)
+    marketbus.publish(client, "synthetic_fx", _cut(batches, start, stop))
 
 
 def consistent(session_id):
@@ -118,12 +112,7 @@ def test_a_step_that_dies_before_commit_leaves_nothing_and_the_retry_matches(bun
     retried = list(TelemetryEvent.objects.filter(session__session_id=SID).values_list("event_type", "payload"))
 
     # An uninterrupted replay of the same stream makes the same events.
-    session = PaperSession.objects.get(session_id=SID)
-    engine = build_engine(session)
-    replayed = []
-    for batch in data:
-        replayed += engine.on_quotes(batch) if isinstance(batch, QuoteBatch) else engine.on_trades(batch)
-    assert retried[2:] == [(r.type, r.payload) for r in replayed]
+    assert retried[2:] == replay_events(SID, data)
     consistent(SID)
 
 
@@ -209,13 +198,7 @@ def test_one_step_advances_every_session_of_a_feed_each_from_its_own_start(bundl
     data = market(5000)
     publish(client, data, 0, 2500)
     session_transition(session_id=gate, action="start", actor="t")
-    rest = []
-    seen = 0
-    for b in data:  # what is published after the second session started
-        lo = max(2500 - seen, 0)
-        if lo < len(b):
-            rest.append(b.slice(lo, len(b)))
-        seen += len(b)
+    rest = _cut(data, 2500, 10_000)  # what is published after the second session started
     publish(client, data, 2500, 10_000)
     result = step_sessions([SID, gate, "no_such_session"], client=client)
     assert sorted(result.sessions) == sorted([SID, gate])
