@@ -54,6 +54,12 @@ class LaneOutput(serializers.Serializer):
             "min_trades": p.min_trades,
             "max_breaches": p.max_breaches,
             "thresholds": p.thresholds,
+            "cooldown": {
+                "max_breaches": p.cooldown_max_breaches,
+                "window_s": p.cooldown_window_s,
+                "duration_s": p.cooldown_duration_s,
+                "max_loss": None if p.cooldown_max_loss is None else str(p.cooldown_max_loss),
+            },
         }
 
 

@@ -63,6 +63,11 @@ def test_lane_list_shows_both_lanes_with_envelope_and_policy(loaded, client):
     assert gatecheck["policy"]["promotes_to"] == "live_canary"
     assert gatecheck["policy"]["max_breaches"] == 0
     assert gatecheck["policy"]["thresholds"]["max_tracking_error_bps"] == 50
+    # the lanes' cooldown sections of paper.yaml
+    assert research["policy"]["cooldown"] == {"max_breaches": 5, "window_s": 60, "duration_s": 300,
+                                              "max_loss": "10000.00"}
+    assert gatecheck["policy"]["cooldown"] == {"max_breaches": 3, "window_s": 60, "duration_s": 600,
+                                               "max_loss": "2000.00"}
     assert (gatecheck["n_sessions"], gatecheck["n_running"]) == (1, 0)
 
 
