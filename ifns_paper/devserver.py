@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def step_worker_lines(shards: int) -> list[str]:
-    """One solo Celery worker per step queue: it keeps its sessions' engines in memory."""
-    return [f"steps{n}: celery -A ifns_paper.celery worker --pool solo --queues steps.{n} --loglevel INFO "
+    """One solo Celery worker per step queue: it keeps its sessions' engines in memory. At
+    WARNING: steps run dozens of times a second, and INFO logs two lines for each."""
+    return [f"steps{n}: celery -A ifns_paper.celery worker --pool solo --queues steps.{n} --loglevel WARNING "
             f"--hostname steps{n}@%h" for n in range(shards)]
 
 
