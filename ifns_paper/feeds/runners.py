@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -87,7 +88,7 @@ async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-class FeedRunner:
+class FeedRunner(ABC):
     """Counters and publishing shared by the runners.
 
     rows_total: rows published since the process started; last_tick_ns: wall time
@@ -142,8 +143,9 @@ class FeedRunner:
             self.last_tick_ns = self.wall_ns()
         return rows
 
-    async def run(self, stop: asyncio.Event, io: Io) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    async def run(self, stop: asyncio.Event, io: Io) -> None:
+        """Publish until ``stop`` is set or the source is exhausted (then set ``finished``)."""
 
 
 class SyntheticRunner(FeedRunner):
