@@ -258,9 +258,15 @@ def measure_memory(sizes: list[int]) -> dict:
 
 
 def run_peers(n_quotes: int, backtrader_quotes: int, runs: int, backtrader_runs: int, python: str | None) -> dict:
+    return run_peers_module(["--quotes", str(n_quotes), "--backtrader-quotes", str(backtrader_quotes),
+                             "--runs", str(runs), "--backtrader-runs", str(backtrader_runs)], python)
+
+
+def run_peers_module(args: list[str], python: str | None) -> dict:
+    """``python -m bench.peers ARGS`` in the peers' interpreter (bench/.venv-peers when it exists);
+    its last JSON line, or ``_error`` with what went wrong."""
     exe = python or (str(PEERS_PYTHON) if PEERS_PYTHON.exists() else sys.executable)
-    cmd = [exe, "-m", "bench.peers", "--quotes", str(n_quotes), "--backtrader-quotes", str(backtrader_quotes),
-           "--runs", str(runs), "--backtrader-runs", str(backtrader_runs)]
+    cmd = [exe, "-m", "bench.peers", *args]
     try:
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=PEERS_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:

@@ -30,12 +30,11 @@ import datetime as dt
 import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.broker_bench import PEERS_PYTHON, PEERS_TIMEOUT_S, code_info, machine_info
+from bench.broker_bench import PEERS_PYTHON, code_info, machine_info, run_peers_module
 from bench.workload import Workload, expected_pnl
 from ifns_paper.engine.dra import RiskLimits
 from ifns_paper.engine.ei import ExecutionPolicy
@@ -103,20 +102,7 @@ def baseline_run(w: Workload) -> dict:
 
 def run_peer(n_quotes: int, runs: int, python: str | None) -> dict:
     """NautilusTrader's full pipeline (bench/peers.py ``nautilus_strategy``) in the peers' interpreter."""
-    exe = python or (str(PEERS_PYTHON) if PEERS_PYTHON.exists() else sys.executable)
-    cmd = [exe, "-m", "bench.peers", "--quotes", str(n_quotes), "--runs", str(runs), "--only", "nautilus_strategy"]
-    try:
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=PEERS_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        return {"_interpreter": exe, "_error": f"peers did not finish in {PEERS_TIMEOUT_S} s"}
-    except OSError as exc:
-        return {"_interpreter": exe, "_error": str(exc)}
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"_interpreter": exe, "_error": (done.stderr or done.stdout).strip()[-2000:]}
-    out = json.loads(lines[-1])
-    out["_interpreter"] = exe
-    return out
+    return run_peers_module(["--quotes", str(n_quotes), "--runs", str(runs), "--only", "nautilus_strategy"], python)
 
 
 def reference_signal(w: Workload) -> dict:
