@@ -150,6 +150,8 @@ class PaperSession(TimeStamped):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(
+        null=True, blank=True, help_text="last resume: market data published while paused is not traded on")
     ended_at = models.DateTimeField(null=True, blank=True)
     last_event_seq = models.PositiveBigIntegerField(
         default=0, help_text="sequence number of the last telemetry event of this session"

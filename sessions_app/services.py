@@ -364,10 +364,11 @@ def session_transition(
             session.paused_at = now
         elif move.action is SessionAction.RESUME:
             session.paused_at = None
+            session.resumed_at = now
         else:  # stop or abort: the session ends
             session.paused_at = None
             session.ended_at = now
-        session.save(update_fields=["status", "started_at", "paused_at", "ended_at", "updated_at"])
+        session.save(update_fields=["status", "started_at", "paused_at", "resumed_at", "ended_at", "updated_at"])
         event_append(
             session=session,
             event_type=EventType.PAPER_SESSION_STATE_CHANGE,

@@ -204,7 +204,7 @@ def _load(session_ids: list[str], result: StepResult) -> list[SessionStep]:
         # the lane for labels; the checkpoint without the engine (used only on a cache miss);
         # the rest only when an engine is built (build_engine reads it)
         .select_related("lane", "checkpoint")
-        .only("session_id", "status", "feed", "symbols", "last_event_seq", "started_at", "lane__name",
+        .only("session_id", "status", "feed", "symbols", "last_event_seq", "started_at", "resumed_at", "lane__name",
               "checkpoint__session", "checkpoint__offsets", "checkpoint__steps", "checkpoint__data_ts")
         # the kill switches in force, read in the same round trip
         .annotate(switch_global=_switch_state(Value("global")),
@@ -270,8 +270,9 @@ def _run(steps: list[SessionStep], client, max_entries: int, result: StepResult)
         by_feed[step.session.feed].append(step)
     for feed, group in by_feed.items():
         key = marketbus.stream_key(feed)
-        # Each session reads after its checkpoint, or from its start; one read serves the group.
-        after = {s.session.session_id: s.offsets.get(key) or _just_before(start_entry(s.session)) for s in group}
+        # Each session reads after its checkpoint, or from its start (or its last resume: what
+        # was published while it was paused is not traded on); one read serves the group.
+        after = {s.session.session_id: _read_after(s, key) for s in group}
         lowest = min(after.values(), key=marketbus.parse_id)
         entries = marketbus.read_entries(client, key, after=lowest, count=max_entries)
         result.bad_entries += entries.bad
@@ -285,6 +286,16 @@ def _run(steps: list[SessionStep], client, max_entries: int, result: StepResult)
             step.rows += read.rows
             result.rows += read.rows
             result.bad_entries += skipped
+
+
+def _read_after(step: SessionStep, key: str) -> str:
+    """The entry id after which ``step``'s session reads ``key``."""
+    floor = _just_before(start_entry(step.session))
+    resumed = step.session.resumed_at
+    if resumed is not None:
+        floor = max(floor, _just_before(f"{int(resumed.timestamp() * 1000)}-0"), key=marketbus.parse_id)
+    offset = step.offsets.get(key)
+    return floor if offset is None else max(offset, floor, key=marketbus.parse_id)
 
 
 def _just_before(entry_id: str) -> str:

@@ -304,3 +304,26 @@ def _cut(batches, start, stop):
             out.append(b.slice(lo, hi))
         seen += len(b)
     return out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resumed_session_does_not_trade_on_what_was_published_while_it_was_paused(bundle, client):
+    import time
+
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(6000)
+    publish(client, data, 0, 2000)
+    session_step(session_id=SID, client=client)
+    session_transition(session_id=SID, action="pause", actor="t")
+    publish(client, data, 2000, 4000)  # the market goes on while the session is paused
+    assert session_step(session_id=SID, client=client).skipped == {SID: "not running"}
+    time.sleep(0.002)  # stream entry ids have millisecond resolution
+    session_transition(session_id=SID, action="resume", actor="t")
+    time.sleep(0.002)
+    publish(client, data, 4000, 10_000)
+    session_step(session_id=SID, client=client)
+    assert stored_events(SID) == replay_events(SID, [*_cut(data, 0, 2000), *_cut(data, 4000, 10_000)])
+    consistent(SID)
