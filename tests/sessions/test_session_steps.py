@@ -24,6 +24,16 @@ MS = 1_000_000
 
 
 @pytest.fixture
+def started(bundle):
+    """The shipped configuration applied and ``SID`` running."""
+    from sessions_app.services import config_apply
+
+    config_apply(bundle=bundle, actor="t")
+    session_transition(session_id=SID, action="start", actor="t")
+    return SID
+
+
+@pytest.fixture
 def client():
     c = redis_lib.Redis.from_url(settings.REDIS_URL)
     for key in c.scan_iter("ifns:md:*"):
@@ -64,11 +74,7 @@ def consistent(session_id):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_steps_trade_on_streamed_data_and_write_everything_consistently(bundle, client):
-    from sessions_app.services import config_apply
-
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
+def test_steps_trade_on_streamed_data_and_write_everything_consistently(started, client):
     data = market(6000)
     total = sum(len(b) for b in data)
     for start in range(0, total, 700):  # the feed publishes, a step follows
@@ -91,12 +97,8 @@ def test_steps_trade_on_streamed_data_and_write_everything_consistently(bundle, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_step_that_dies_before_commit_leaves_nothing_and_the_retry_matches(bundle, client, monkeypatch):
+def test_a_step_that_dies_before_commit_leaves_nothing_and_the_retry_matches(started, client, monkeypatch):
     from sessions_app import steps
-    from sessions_app.services import config_apply
-
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
     data = market(3000)
     publish(client, data, 0, 10_000)
 
@@ -117,11 +119,7 @@ def test_a_step_that_dies_before_commit_leaves_nothing_and_the_retry_matches(bun
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_halted_session_sends_nothing_new(bundle, client):
-    from sessions_app.services import config_apply
-
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
+def test_a_halted_session_sends_nothing_new(started, client):
     data = market(4000)
     publish(client, data, 0, 2000)
     session_step(session_id=SID, client=client)
@@ -166,12 +164,8 @@ def stored_events(session_id):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_engine_cached_by_a_worker_is_not_used_once_another_worker_stepped(bundle, client):
+def test_an_engine_cached_by_a_worker_is_not_used_once_another_worker_stepped(started, client):
     from sessions_app import steps
-    from sessions_app.services import config_apply
-
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
     data = market(4500)
     publish(client, data, 0, 1500)
     session_step(session_id=SID, client=client)
@@ -188,13 +182,10 @@ def test_an_engine_cached_by_a_worker_is_not_used_once_another_worker_stepped(bu
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_step_advances_every_session_of_a_feed_each_from_its_own_start(bundle, client):
-    from sessions_app.services import config_apply
+def test_one_step_advances_every_session_of_a_feed_each_from_its_own_start(started, client):
     from sessions_app.steps import step_sessions
 
     gate = "gatecheck_fx_momentum_v12"  # synthetic_fx too, EURUSD among its symbols
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
     data = market(5000)
     publish(client, data, 0, 2500)
     session_transition(session_id=gate, action="start", actor="t")
@@ -211,12 +202,8 @@ def test_one_step_advances_every_session_of_a_feed_each_from_its_own_start(bundl
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_feed_clock_fills_an_order_without_waiting_for_the_next_tick(bundle, client):
+def test_a_feed_clock_fills_an_order_without_waiting_for_the_next_tick(started, client):
     from ifns_paper.engine.marketdata import QuoteBatch as QB
-    from sessions_app.services import config_apply
-
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
     data = market(6000)
     # Offline: the first decision that sends an order, and the quote it was taken on.
     engine = build_engine(PaperSession.objects.get(session_id=SID))
@@ -255,12 +242,8 @@ def test_clock_entries_are_read_in_stream_order_for_every_symbol_filter(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_quiet_steps_write_nothing_and_a_restart_from_the_older_checkpoint_catches_up(bundle, client, monkeypatch):
+def test_quiet_steps_write_nothing_and_a_restart_from_the_older_checkpoint_catches_up(started, client, monkeypatch):
     from sessions_app import steps
-    from sessions_app.services import config_apply
-
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
     data = market(3000)
     publish(client, data, 0, 1500)
     session_step(session_id=SID, client=client)
@@ -307,13 +290,9 @@ def _cut(batches, start, stop):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_resumed_session_does_not_trade_on_what_was_published_while_it_was_paused(bundle, client):
+def test_a_resumed_session_does_not_trade_on_what_was_published_while_it_was_paused(started, client):
     import time
 
-    from sessions_app.services import config_apply
-
-    config_apply(bundle=bundle, actor="t")
-    session_transition(session_id=SID, action="start", actor="t")
     data = market(6000)
     publish(client, data, 0, 2000)
     session_step(session_id=SID, client=client)
