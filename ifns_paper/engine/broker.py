@@ -304,6 +304,10 @@ class PaperBroker:
         avg = st.notional / st.filled if st.filled > 0 else 0.0
         return OrderView(st.order, st.status, st.filled, avg, st.submitted_ts, st.reason, list(st.fills))
 
+    def has_working(self) -> bool:
+        """Whether any order is still pending or working (cheaper than ``working_orders``)."""
+        return any(sym.orders for sym in self._symbols.values())
+
     def working_orders(self) -> list[OrderView]:
         return [self.order(s.order.client_order_id) for sym in self._symbols.values() for s in sym.orders]
 

@@ -30,6 +30,10 @@ from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.orders import Side
 
 MINUTE_NS = 60 * 1_000_000_000
+# A position plus open orders smaller than this many lots is flat: partial fills of fractional
+# sizes (participation slices) leave float residue such as 1e-17 that must not make an order
+# "risk-reducing" (and be capped to nothing) depending on the order the fills were summed in.
+DUST_LOTS = 1e-6
 
 
 class Verdict(StrEnum):
@@ -140,6 +144,8 @@ class RiskGate:
         lim = self.limits
         sign = intent.side.sign
         pre = exposure.pending(intent.symbol)
+        if abs(pre) < intent.lot_size * DUST_LOTS:  # float residue of partial fills: flat
+            pre = 0.0
         reducing = pre != 0 and sign * pre < 0
         qty = intent.quantity
         reasons: list[str] = []

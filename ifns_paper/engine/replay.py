@@ -91,12 +91,17 @@ class ReplayDriver:
     """Feeds data and scheduled orders to a broker and books fills in a ledger."""
 
     def __init__(self, broker: BrokerAdapter, ledger: Ledger, *, check_invariant: bool = True,
-                 keep_fills: bool = False, on_event: Callable[[BrokerEvent], None] | None = None) -> None:
+                 keep_fills: bool = False, keep_slippage: bool = True, on_event: Callable[[BrokerEvent], None] | None = None,
+                 on_send: Callable[[Order, int], None] | None = None) -> None:
+        """``on_event`` sees every broker event; ``on_send(order, ts)`` is called as each
+        scheduled order is handed to the broker (e.g. DRA's order-rate count)."""
         self.broker = broker
         self.ledger = ledger
         self.check_invariant = check_invariant
         self.keep_fills = keep_fills
+        self.keep_slippage = keep_slippage  # off for long-lived engines: the list grows with every fill
         self.on_event = on_event
+        self.on_send = on_send
         self.stats = ReplayStats()
         self._actions: list[tuple[int, int, ScheduledOrder | ScheduledCancel]] = []
         self._n = 0
@@ -105,6 +110,10 @@ class ReplayDriver:
         for item in items:
             heapq.heappush(self._actions, (item.ts, self._n, item))
             self._n += 1
+
+    def pending(self) -> bool:
+        """Whether scheduled actions are waiting."""
+        return bool(self._actions)
 
     def drop_scheduled(self) -> list[ScheduledOrder | ScheduledCancel]:
         """Forget every scheduled action not yet run (e.g. TWAP slices after a halt)."""
@@ -134,14 +143,21 @@ class ReplayDriver:
             self.run_actions(until=int(ts[cut]), inclusive=False)  # nothing else happens before row `cut`
         self.stats.last_ts = max(self.stats.last_ts, last)
 
-    def finish(self, end_ts: int | None = None, *, cancel_working: bool = True) -> None:
-        """Run the remaining scheduled actions, then close the replay at ``end_ts``."""
-        end = self.stats.last_ts if end_ts is None else end_ts
-        while self._actions and self._actions[0][0] <= end:
+    def advance_to(self, ts: int) -> None:
+        """No data older than ``ts`` will come (a clock/watermark): send the actions due by
+        ``ts`` at their own times, the broker's time moving up to each first, then move the
+        broker to ``ts``. An action is never left behind the broker's time (look-ahead)."""
+        while self._actions and self._actions[0][0] <= ts:
             at = self._actions[0][0]
             self.handle(self.broker.advance_to(at))
             self.run_actions(until=at, inclusive=True)
-        self.handle(self.broker.advance_to(end))
+        self.handle(self.broker.advance_to(ts))
+        self.stats.last_ts = max(self.stats.last_ts, ts)
+
+    def finish(self, end_ts: int | None = None, *, cancel_working: bool = True) -> None:
+        """Run the remaining scheduled actions, then close the replay at ``end_ts``."""
+        end = self.stats.last_ts if end_ts is None else end_ts
+        self.advance_to(end)
         if cancel_working:
             working = [v.order.client_order_id for v in self.broker.working_orders()]
             for coid in working:
@@ -155,6 +171,8 @@ class ReplayDriver:
             _, _, action = heapq.heappop(self._actions)
             if isinstance(action, ScheduledOrder):
                 self.stats.orders += 1
+                if self.on_send is not None:
+                    self.on_send(action.order, action.ts)
                 self.handle(self.broker.submit(action.order, action.ts))
             else:
                 self.handle(self.broker.cancel(action.client_order_id, action.ts))
@@ -176,7 +194,7 @@ class ReplayDriver:
             if isinstance(event, Fill):
                 self.ledger.apply_fill(event)
                 self.stats.fills += 1
-                if not math.isnan(event.slippage_bps):
+                if self.keep_slippage and not math.isnan(event.slippage_bps):
                     self.stats.slippage_bps.append(event.slippage_bps)
                 self.stats.hasher.add(event.values())
                 if self.keep_fills:

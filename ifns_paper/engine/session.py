@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ifns_paper.engine.broker import DAY_NS, PaperBroker
 from ifns_paper.engine.controls import Cooldown, CooldownPolicy, KillSwitches, SwitchState
 from ifns_paper.engine.dra import Exposure, OrderIntent, RiskGate, RiskLimits, Verdict
@@ -34,7 +36,7 @@ from ifns_paper.engine.features import FeatureEngine, FeatureSpec
 from ifns_paper.engine.ledger import Ledger
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.msi import Blend, Model, Proposal, Sizing
-from ifns_paper.engine.orders import Fill, OrderEvent, OrderStatus, OrderType, Side
+from ifns_paper.engine.orders import Fill, Order, OrderEvent, OrderStatus, OrderType, Side
 from ifns_paper.engine.replay import ReplayDriver, ScheduledOrder
 from ifns_paper.engine.routes import RouteSpec
 
@@ -67,6 +69,9 @@ class SessionSetup:
     starting_cash: float | None = None  # default: the lane capital
     initial_positions: dict[str, tuple[float, float]] = field(default_factory=dict)
     seed: int = 0
+    # Equity is sampled on this grid (epoch-aligned): the peak for the drawdown gate, the
+    # day's opening equity, the cooldown loss rule. Real time and replay sample alike.
+    sample_ns: int = 1_000_000_000
 
 
 class SessionEngine:
@@ -84,12 +89,15 @@ class SessionEngine:
         self.broker = PaperBroker(setup.routes, seed=setup.seed)
         cash = limits.capital if setup.starting_cash is None else setup.starting_cash
         self.ledger = Ledger(cash, setup.initial_positions)
-        self.driver = ReplayDriver(self.broker, self.ledger, on_event=self._on_broker_event)
+        # Real-time engines live for days and are checkpointed: no per-fill lists in the driver.
+        self.driver = ReplayDriver(self.broker, self.ledger, keep_slippage=False, on_event=self._on_broker_event,
+                                   on_send=self._on_send)
         self.route = setup.routes[setup.policy.route_id]
         self.day = -1
         self.day_start_equity = self.ledger.starting_capital
         self.peak_equity = self.ledger.starting_capital
         self.decisions = 0
+        self._next_sample: int | None = None  # the next equity sample time; None before any data
         self._out: list[TelemetryRecord] = []
         self._quotes: dict[str, tuple[float, float]] = {}  # symbol -> (bid, ask) last delivered
 
@@ -98,6 +106,7 @@ class SessionEngine:
     def on_quotes(self, batch: QuoteBatch) -> list[TelemetryRecord]:
         if len(batch) == 0:
             return []
+        self._watermark(int(batch.ts[0]) - 1)
         frame = self.features.update(batch)
         blend = self._blend(batch.symbol)
         cursor = 0
@@ -105,24 +114,28 @@ class SessionEngine:
             j = proposal.index
             self._deliver(batch.slice(cursor, j + 1))
             cursor = j + 1
+            # The other symbols' orders that arrived before this quote are resolved first:
+            # the decision sees the fills it would see however the stream was cut.
+            self._watermark(proposal.ts - 1)
             self._emit("msi_proposal", proposal.ts, proposal.payload())
             self._decide(proposal, proposal.ts + self.route.market_data_latency_ns)
         if cursor < len(batch):
             self._deliver(batch.slice(cursor, len(batch)))
-        self._after_data(int(batch.ts[-1]))
         return self._drain()
 
     def on_trades(self, batch: TradeBatch) -> list[TelemetryRecord]:
         if len(batch) == 0:
             return []
+        self._watermark(int(batch.ts[0]) - 1)
         self.features.update_trades(batch)
-        self.driver.feed(batch)
-        self._after_data(int(batch.ts[-1]))
+        self._deliver(batch)
         return self._drain()
 
     def advance_to(self, ts: int) -> list[TelemetryRecord]:
-        self.driver.handle(self.broker.advance_to(ts))
-        self._after_data(ts)
+        """A clock: no data at or before ``ts`` will come any more. Child orders due by then
+        (TWAP slices) are sent at their own times, arrivals and expiries up to it are
+        resolved, and the equity samples up to it are taken, exactly as if data had come."""
+        self._watermark(ts)
         return self._drain()
 
     def compact(self) -> int:
@@ -155,10 +168,71 @@ class SessionEngine:
             blend = self.blends[symbol] = Blend(s.models, sizing, id_prefix=f"{s.session_id}-{symbol}")
         return blend
 
-    def _deliver(self, batch: QuoteBatch) -> None:
-        self.driver.feed(batch)
-        i = len(batch) - 1
-        self._quotes[batch.symbol] = (float(batch.bid[i]), float(batch.ask[i]))
+    def _deliver(self, batch: QuoteBatch | TradeBatch) -> None:
+        """Give ``batch`` to the broker, taking each equity sample as the data passes its
+        grid point (before the first row after it)."""
+        ts = batch.ts
+        if self._next_sample is None:  # the first data: the grid starts at or after it
+            g = self.setup.sample_ns
+            self._next_sample = -(-int(ts[0]) // g) * g
+        start, n = 0, len(batch)
+        while start < n and int(ts[-1]) > self._next_sample:
+            cut = int(np.searchsorted(ts, self._next_sample, "right"))  # rows at or before the point
+            if cut > start:
+                self.driver.feed(batch.slice(start, cut))
+                start = cut
+            self._watermark(int(ts[start]) - 1)
+        if start < n:
+            self.driver.feed(batch if start == 0 else batch.slice(start, n))
+        if isinstance(batch, QuoteBatch):
+            i = n - 1
+            self._quotes[batch.symbol] = (float(batch.bid[i]), float(batch.ask[i]))
+
+    def _watermark(self, ts: int) -> None:
+        """Every row at or before ``ts`` has been delivered: bring the broker (all symbols,
+        scheduled sends) to ``ts`` and take the equity samples due by then."""
+        g = self.setup.sample_ns
+        while self._next_sample is not None and self._next_sample <= ts:
+            at = self._next_sample
+            self.driver.advance_to(at)
+            self._sample(at)
+            self._next_sample = at + g
+            last = ts // g * g
+            if last - at > g and not self.driver.pending() and not self.broker.has_working():
+                self._skip_quiet(at, last)
+        self.driver.advance_to(ts)
+
+    def _skip_quiet(self, at: int, last: int) -> None:
+        """Samples ``at + g`` .. ``last`` when nothing can move the equity in between (no
+        data, no working or scheduled orders): the ones that can change state are taken —
+        the first after a cooldown ends (a loss check resumes there) and the last; the
+        day rolls at a constant equity. Same state as taking every sample."""
+        g = self.setup.sample_ns
+        until = self.cooldown.until
+        if until and at < until <= last:
+            resume = -(-until // g) * g
+            self._sample(resume)
+            at = resume
+        if last > at:
+            self._sample(last)
+        self._next_sample = last + g
+
+    def _sample(self, ts: int) -> None:
+        """An equity sample on the grid (``SessionSetup.sample_ns``): the day's opening
+        equity, the peak (drawdown gate), cooldown expiry and the cooldown loss rule. On a
+        fixed grid, so the state does not depend on how the stream was cut into steps."""
+        equity = self.ledger.equity
+        day = ts // DAY_NS
+        if day != self.day:
+            self.day = day
+            self.day_start_equity = equity
+        self.peak_equity = max(self.peak_equity, equity)
+        end = self.cooldown.expire(ts)
+        if end is not None:
+            self._emit("cooldown_state_change", end.ts, end.payload())
+        change = self.cooldown.on_equity(ts, equity)
+        if change is not None:
+            self._emit("cooldown_state_change", ts, change.payload())
 
     def _exposure(self) -> Exposure:
         positions = {s: p.quantity for s, p in self.ledger.positions.items()}
@@ -173,7 +247,9 @@ class SessionEngine:
     def _decide(self, proposal: Proposal, now: int) -> None:
         s = self.setup
         symbol = proposal.symbol
-        self._roll_day(now)
+        end = self.cooldown.expire(now)  # reported before anything that happens after it
+        if end is not None:
+            self._emit("cooldown_state_change", end.ts, end.payload())
         exposure = self._exposure()
         lot = self._blend(symbol).sizing.lot_size
         delta = proposal.target_qty - exposure.pending(symbol)
@@ -206,10 +282,14 @@ class SessionEngine:
         for child in child_orders(s.policy, decision_id=decision_id, symbol=symbol, side=side,
                                   quantity=decision.approved_quantity, bid=bid, ask=ask, now=now, lot_size=lot,
                                   session_id=s.session_id, lane=s.lane, strategy_id=s.strategy_id):
-            self.gate.record_order(child.send_at, symbol, side, child.order.quantity)
             self.driver.schedule([ScheduledOrder(child.send_at, child.order)])
         # Children due now go out before any later data.
         self.driver.run_actions(until=now, inclusive=True)
+
+    def _on_send(self, order: Order, ts: int) -> None:
+        """Every child order counts for DRA's order-rate and duplicate gates when it is sent,
+        not when its decision planned it (a TWAP's later slices count at their own times)."""
+        self.gate.record_order(ts, order.symbol, order.side, order.quantity)
 
     def _switch_auto(self, ts: int, reason: str) -> None:
         change = self.switches.set(f"session:{self.setup.session_id}", self.setup.on_drawdown, ts=ts,
@@ -223,23 +303,6 @@ class SessionEngine:
             self.driver.drop_scheduled()  # slices not yet sent are never sent
             for view in self.broker.working_orders():
                 self.driver.handle(self.broker.cancel(view.order.client_order_id, max(ts, self.driver.stats.last_ts)))
-
-    def _after_data(self, ts: int) -> None:
-        self._roll_day(ts)
-        equity = self.ledger.equity
-        self.peak_equity = max(self.peak_equity, equity)
-        change = self.cooldown.on_equity(ts, equity)
-        if change is not None:
-            self._emit("cooldown_state_change", ts, change.payload())
-        end = self.cooldown.expire(ts)
-        if end is not None:
-            self._emit("cooldown_state_change", end.ts, end.payload())
-
-    def _roll_day(self, ts: int) -> None:
-        day = ts // DAY_NS
-        if day != self.day:
-            self.day = day
-            self.day_start_equity = self.ledger.equity
 
     def _on_broker_event(self, event) -> None:
         """Broker events → telemetry. Incidents are not repeated: a rejection is reported

@@ -35,9 +35,12 @@ def engine(cooldown: dict | None) -> SessionEngine:
 
 
 def at(session: SessionEngine, seconds: float, mid: float) -> list:
-    """One quote ``seconds`` after T0 (half-spread 0.00001); the cooldown changes it produced."""
+    """One quote ``seconds`` after T0 (half-spread 0.00001), then the feed's clock at the same
+    time (nothing more up to it): the cooldown changes they produced. Equity is sampled on
+    the engine's 1 s grid once the stream has passed a grid point."""
     t_ms = int((T0_S + seconds) * 1000)
     events = session.on_quotes(quotes((t_ms, mid - 0.00001, mid + 0.00001, 5e6, 5e6)))
+    events += session.advance_to(t_ms * 1_000_000)
     assert not [e for e in events if e.type == "order_submitted"]
     return [e for e in events if e.type == "cooldown_state_change"]
 
@@ -61,7 +64,7 @@ def test_a_loss_of_max_loss_in_the_window_cools_the_session_down_for_the_duratio
 
     # a further loss during the cooldown does not restart it
     assert at(session, 100, 1.0900) == []
-    assert at(session, 319.999, 1.0900) == []
+    assert at(session, 319.999, 1.0900) == []  # sampled at 319 s, the last grid point passed
     assert session.cooldown.active((T0_S + 319.999) * S)
 
     # and it ends once a quote reaches its end time, reported at that time
@@ -75,9 +78,21 @@ def test_a_loss_spread_over_more_than_the_window_does_not_cool_down():
     session = engine(LANE_COOLDOWN)
     assert at(session, 0, 1.1000) == []
     assert at(session, 50, 1.0960) == []  # -4,000 within the window
-    # -5,100 from the first quote, but that quote left the 60 s window: -1,100 from the window's high
-    assert at(session, 70, 1.0949) == []
-    assert not session.cooldown.active((T0_S + 70) * S)
+    # -5,100 from the first quote, but the equity was last that high at 49 s, before the 60 s
+    # window (55 s, 115 s]: -1,100 from the window's high
+    assert at(session, 115, 1.0949) == []
+    assert not session.cooldown.active((T0_S + 115) * S)
+
+
+def test_the_window_high_is_the_equity_held_until_the_loss_not_only_at_quote_times():
+    # given a quiet market at 1.1000 for 50 s (one quote at 0 s, the next at 50 s)
+    session = engine(LANE_COOLDOWN)
+    assert at(session, 0, 1.1000) == []
+    assert at(session, 50, 1.0960) == []
+    # when the mid reaches 1.0949 at 70 s: the equity was 5,100 higher at 49 s, within 60 s
+    changes = at(session, 70, 1.0949)
+    # then the cooldown starts
+    assert [(c.payload["active"], c.ts) for c in changes] == [(True, (T0_S + 70) * S)]
 
 
 @pytest.mark.parametrize("cooldown", [None, {**LANE_COOLDOWN, "max_loss": None}], ids=["no_section", "no_loss"])
