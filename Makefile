@@ -12,8 +12,9 @@ run: $(STAMP)  ## set up everything and start web, worker, beat (and Redis if ne
 test: $(STAMP)  ## set up the same environment and run the whole suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the architecture contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 check-config: $(STAMP)
 	$(PY) manage.py paper_config check

@@ -95,9 +95,9 @@ SIZING = {  # the shipped research session's sizing, faster: see bench/README.md
     "lot_size": 1000,
     "min_interval_s": 3.0,
 }
-APP_SOURCES = ("sessions_app/steps.py", "sessions_app/scheduler.py", "sessions_app/tasks.py",
+APP_SOURCES = ("sessions_app/steps.py", "sessions_app/dispatch.py", "sessions_app/tasks.py",
                "ifns_paper/marketbus.py", "telemetry_app/sinks.py", "telemetry_app/broadcast.py",
-               "broker_app/management/commands/paper_feed.py")
+               "sessions_app/management/commands/paper_feed.py")
 STEP_LOG = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}): INFO/[^\]]*\] Task "
                       r"sessions_app\.tasks\.shard_step_task\[[^\]]+\] succeeded in ([0-9.eE+-]+)s: (\{.*\})")
 
@@ -322,9 +322,9 @@ class Sampler:
 
     def offsets(self) -> dict[str, str]:
         """Where each session's steps stand: the consumed offsets the steps publish after each
-        commit (``sessions_app.steps.CONSUMED_KEY``; ahead of the checkpoints after quiet steps)."""
-        raw = self.r.hgetall("ifns:step:consumed")
-        return {sid.decode(): json.loads(off).get(STREAM) for sid, off in raw.items()}
+        commit (``sessions_app.steps.HEALTH_KEY``; ahead of the checkpoints after quiet steps)."""
+        raw = self.r.hgetall("ifns:step:health")
+        return {sid.decode(): json.loads(h)["offsets"].get(STREAM) for sid, h in raw.items()}
 
     def sample(self) -> None:
         t = time.time_ns()

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from django.db import models
 
+from broker_app.choices import (
+    LiquidityChoices,
+    OrderSide,
+    OrderStatusChoices,
+    OrderTypeChoices,
+    TimeInForceChoices,
+)
+
 
 class ExecutionRoute(models.Model):
     """A route of the Default Parameters Registry (``execution_routes.json``)."""
@@ -60,15 +68,15 @@ class PaperOrder(models.Model):
     client_order_id = models.CharField(max_length=120, unique=True)
     decision_id = models.CharField(max_length=120, blank=True)
     symbol = models.CharField(max_length=32)
-    side = models.CharField(max_length=4)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
     quantity = models.FloatField()
-    order_type = models.CharField(max_length=16)
-    time_in_force = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=16, choices=OrderTypeChoices.choices)
+    time_in_force = models.CharField(max_length=4, choices=TimeInForceChoices.choices)
     limit_price = models.FloatField(null=True, blank=True)
     stop_price = models.FloatField(null=True, blank=True)
     route_id = models.CharField(max_length=64)
     policy_id = models.CharField(max_length=64, blank=True)
-    status = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=OrderStatusChoices.choices)
     filled_quantity = models.FloatField(default=0.0)
     average_price = models.FloatField(default=0.0)
     reason = models.CharField(max_length=64, blank=True)
@@ -91,13 +99,13 @@ class PaperFill(models.Model):
     order = models.ForeignKey(PaperOrder, on_delete=models.PROTECT, related_name="fills")
     fill_id = models.CharField(max_length=140, unique=True)
     symbol = models.CharField(max_length=32)
-    side = models.CharField(max_length=4)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
     quantity = models.FloatField()
     price = models.FloatField()
     arrival_mid = models.FloatField()
     slippage_bps = models.FloatField()
     fee = models.FloatField()
-    liquidity = models.CharField(max_length=5)
+    liquidity = models.CharField(max_length=5, choices=LiquidityChoices.choices)
     route_id = models.CharField(max_length=64)
     event_time = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -5,9 +5,9 @@ from sessions_app.api import (
     LaneListApi,
     SessionActionApi,
     SessionDetailApi,
+    SessionEventsApi,
     SessionListApi,
 )
-from telemetry_app.api import SessionEventsApi
 from telemetry_app.feed_api import FeedHealthListApi
 
 app_name = "api"

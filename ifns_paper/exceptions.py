@@ -26,3 +26,11 @@ class Conflict(ApplicationError):
     """The request is well formed but the current state forbids it."""
 
     status_code = 409
+
+
+class ValidationFailed(ApplicationError):
+    """Input that breaks the configuration rules; ``errors`` maps field → messages."""
+
+    def __init__(self, message: str, errors: dict[str, list[str]]) -> None:
+        super().__init__(message, extra={"errors": errors})
+        self.errors = errors

@@ -202,3 +202,19 @@ def _num(fields: dict, name: str, cast=float):
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def head_ts(client: redis.Redis, feeds: list[str]) -> dict[str, int | None]:
+    """The ``ts`` (epoch ns) of each feed's newest stream entry — a row or a clock — in one
+    round trip; None for an empty or missing stream (monitoring: how far behind a reader is)."""
+    pipe = client.pipeline(transaction=False)
+    for feed in feeds:
+        pipe.xrevrange(stream_key(feed), count=1)
+    out: dict[str, int | None] = {}
+    for feed, entries in zip(feeds, pipe.execute(), strict=True):
+        ts = None
+        if entries:
+            value = {_text(k): _text(v) for k, v in entries[0][1].items()}.get("ts")
+            ts = int(value) if value is not None and value.lstrip("-").isdigit() else None
+        out[feed] = ts
+    return out

@@ -35,3 +35,8 @@ class PaperEventsConsumer(AsyncJsonWebsocketConsumer):
     async def feed_health(self, message) -> None:
         """A feed health report (``type: feed_health``), as stored."""
         await self.send_json(message["record"])
+
+    async def session_health(self, message) -> None:
+        """Session health records (``type: session_health``), one frame each."""
+        for record in message["records"]:
+            await self.send_json(record)

@@ -12,16 +12,18 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from ifns_paper.admin_base import ReadOnlyModelAdmin
-from ifns_paper.engine.lifecycle import SessionAction
+from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionAction
 from ifns_paper.exceptions import ApplicationError
 from sessions_app import services
 from sessions_app.models import (
     ChangeLogEntry,
+    KillSwitch,
     Lane,
     LanePolicy,
     PaperSession,
     RegistryEntry,
     RiskEnvelope,
+    SessionCooldown,
     SessionModel,
 )
 
@@ -203,10 +205,65 @@ class PaperSessionAdmin(_NoAddDelete):
     list_filter = ["lane", "status"]
     search_fields = ["session_id", "owner"]
     inlines = [SessionModelInline]
-    actions = [_transition_action(a) for a in SessionAction]
+    actions = [_transition_action(a) for a in OPERATOR_ACTIONS]
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # definitions come from files; status moves through the actions
+
+
+class KillSwitchForm(_ReasonForm):
+    """A switch is set through ``services.kill_switch_set`` (validated scope and state, a
+    change-log entry, events in the sessions it covers), never saved directly."""
+
+    class Meta:
+        model = KillSwitch
+        fields = ["scope", "state"]
+        help_texts = {"scope": "global, lane:<lane name> or session:<session id>"}
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk:
+            data["scope"] = self.instance.scope  # the scope of an existing switch does not change
+        return data
+
+
+@admin.register(KillSwitch)
+class KillSwitchAdmin(admin.ModelAdmin):
+    """Kill switches: every set scope with its state; add or change one with a reason.
+    Scopes never set are active (``paper_killswitch list`` shows them all)."""
+
+    form = KillSwitchForm
+    list_display = ["scope", "state", "actor", "reason", "updated_at"]
+    list_filter = ["state"]
+    search_fields = ["scope", "reason"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["scope", "actor", "reason", "updated_at"] if obj else ["actor", "reason", "updated_at"]
+
+    def get_fields(self, request, obj=None):
+        return (["scope"] if obj is None else ["scope", "actor", "reason", "updated_at"]) + ["state", "change_reason"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # set it back to active instead: the change is logged
+
+    def save_model(self, request, obj, form, change) -> None:
+        try:
+            saved = services.kill_switch_set(scope=form.cleaned_data.get("scope") or obj.scope,
+                                             state=form.cleaned_data["state"], actor=f"admin:{request.user.username}",
+                                             reason=form.cleaned_data["change_reason"])
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return
+        obj.pk = saved.pk  # the admin's redirect needs the row the service wrote
+
+
+@admin.register(SessionCooldown)
+class SessionCooldownAdmin(ReadOnlyModelAdmin):
+    """Cooldowns as the engines last reported them (started and ended by the DRA's rules)."""
+
+    list_display = ["session", "active", "started_at", "until", "reason", "updated_at"]
+    list_filter = ["active"]
+    readonly_fields = [f.name for f in SessionCooldown._meta.fields]
 
 
 @admin.register(ChangeLogEntry)

@@ -6,10 +6,15 @@ from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ifns_paper.engine.lifecycle import SessionAction, allowed_actions
+from ifns_paper.engine.controls import SwitchState
+from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, allowed_actions
 from ifns_paper.exceptions import NotFound
-from sessions_app import selectors, services
+from sessions_app import dispatch, selectors, services
 from sessions_app.registry import session_links
+from telemetry_app.choices import EventType
+from telemetry_app.selectors import events_for_session
+
+MAX_EVENTS_PAGE = 1000
 
 
 class CanOperateSessions(permissions.BasePermission):
@@ -30,6 +35,7 @@ class LaneOutput(serializers.Serializer):
     policy = serializers.SerializerMethodField()
     n_sessions = serializers.IntegerField()
     n_running = serializers.IntegerField()
+    n_faulted = serializers.IntegerField()
 
     def get_risk_envelope(self, lane) -> dict:
         e = lane.risk_envelope
@@ -86,7 +92,10 @@ class SessionOutput(serializers.Serializer):
     paused_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField()
     last_event_seq = serializers.IntegerField()
+    last_fault = serializers.CharField()
+    last_fault_at = serializers.DateTimeField()
     allowed_actions = serializers.SerializerMethodField()
+    health = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     def get_models(self, session) -> list[dict]:
@@ -95,8 +104,17 @@ class SessionOutput(serializers.Serializer):
     def get_allowed_actions(self, session) -> list[str]:
         return [a.value for a in allowed_actions(session.status)]
 
+    def get_health(self, session) -> dict | None:
+        """Step lag, last step, steps per minute, last fault, kill switch and cooldown in force
+        (``selectors.session_health``); computed by the view for all listed sessions at once."""
+        return self.context.get("health", {}).get(session.session_id)
+
     def get_links(self, session) -> dict:
         return session_links(session.session_id)
+
+
+def _health_of(sessions) -> dict:
+    return selectors.session_health(list(sessions), client=dispatch.redis_client())
 
 
 class LaneListApi(APIView):
@@ -106,10 +124,10 @@ class LaneListApi(APIView):
 
 class SessionListApi(APIView):
     def get(self, request):
-        sessions = selectors.session_list(
+        sessions = list(selectors.session_list(
             lane=request.query_params.get("lane"), status=request.query_params.get("status")
-        )
-        return Response(SessionOutput(sessions, many=True).data)
+        ))
+        return Response(SessionOutput(sessions, many=True, context={"health": _health_of(sessions)}).data)
 
 
 class SessionDetailApi(APIView):
@@ -117,7 +135,7 @@ class SessionDetailApi(APIView):
         session = selectors.session_get(session_id=session_id)
         if session is None:
             raise NotFound(f"no paper session {session_id!r}")
-        return Response(SessionOutput(session).data)
+        return Response(SessionOutput(session, context={"health": _health_of([session])}).data)
 
 
 class SessionActionApi(APIView):
@@ -126,7 +144,7 @@ class SessionActionApi(APIView):
     permission_classes = [permissions.IsAuthenticated, CanOperateSessions]
 
     class Input(serializers.Serializer):
-        action = serializers.ChoiceField(choices=[a.value for a in SessionAction])
+        action = serializers.ChoiceField(choices=[a.value for a in OPERATOR_ACTIONS])
         reason = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
 
     def post(self, request, session_id: str):
@@ -138,15 +156,18 @@ class SessionActionApi(APIView):
             actor=f"api:{request.user.username}",
             reason=data.validated_data["reason"],
         )
-        return Response(SessionOutput(selectors.session_get(session_id=session_id)).data)
+        session = selectors.session_get(session_id=session_id)
+        return Response(SessionOutput(session, context={"health": _health_of([session])}).data)
 
 
 class KillSwitchApi(APIView):
-    """GET: every switch that is not active. POST ``{"scope", "state", "reason"}`` (operators)."""
+    """GET: every scope (global, each lane, each live session) with its own and its effective
+    state (the strictest in force; ``active`` when never set). POST ``{"scope", "state",
+    "reason"}`` (operators)."""
 
     class Input(serializers.Serializer):
         scope = serializers.CharField(max_length=120)
-        state = serializers.ChoiceField(choices=["active", "reducing", "halted"])
+        state = serializers.ChoiceField(choices=[s.value for s in SwitchState])
         reason = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
 
     def get_permissions(self):
@@ -155,8 +176,7 @@ class KillSwitchApi(APIView):
         return [permissions.AllowAny()]
 
     def get(self, request):
-        return Response([{"scope": k.scope, "state": k.state, "actor": k.actor, "reason": k.reason,
-                          "updated_at": k.updated_at} for k in selectors.kill_switch_list()])
+        return Response([v.as_dict() for v in selectors.kill_switch_states()])
 
     def post(self, request):
         data = self.Input(data=request.data)
@@ -166,3 +186,33 @@ class KillSwitchApi(APIView):
                                           reason=data.validated_data["reason"])
         return Response({"scope": switch.scope, "state": switch.state, "actor": switch.actor,
                          "reason": switch.reason})
+
+
+class SessionEventsApi(APIView):
+    """GET ``?after=<sequence>&type=<event type>&limit=<n>``: a session's telemetry, oldest first."""
+
+    class Query(serializers.Serializer):
+        after = serializers.IntegerField(min_value=0, required=False, default=0)
+        type = serializers.ChoiceField(choices=EventType.choices, required=False)
+        limit = serializers.IntegerField(min_value=1, max_value=MAX_EVENTS_PAGE, required=False,
+                                         default=MAX_EVENTS_PAGE)
+
+    def get(self, request, session_id: str):
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if selectors.session_get(session_id=session_id) is None:
+            raise NotFound(f"no paper session {session_id!r}")
+        params = query.validated_data
+        events = list(
+            events_for_session(session_id=session_id, after=params["after"], event_type=params.get("type"))[
+                : params["limit"]
+            ]
+        )
+        return Response(
+            {
+                "session_id": session_id,
+                "env": "paper",
+                "events": [e.as_record(session_id) for e in events],
+                "next_after": events[-1].sequence if events else params["after"],
+            }
+        )

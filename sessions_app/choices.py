@@ -2,6 +2,7 @@
 
 from django.db import models
 
+from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.lifecycle import SessionStatus
 
 
@@ -11,6 +12,7 @@ class SessionStatusChoices(models.TextChoices):
     PAUSED = SessionStatus.PAUSED, "Paused"
     COMPLETED = SessionStatus.COMPLETED, "Completed"
     ABORTED = SessionStatus.ABORTED, "Aborted"
+    FAULTED = SessionStatus.FAULTED, "Faulted"
 
 
 class RegistryKind(models.TextChoices):
@@ -25,3 +27,9 @@ class RegistryStatus(models.TextChoices):
     LIVE_CANARY = "live_canary", "Live canary"
     LIVE = "live", "Live"
     RETIRED = "retired", "Retired"
+
+
+class KillSwitchState(models.TextChoices):
+    ACTIVE = SwitchState.ACTIVE, "Active"
+    REDUCING = SwitchState.REDUCING, "Reducing (risk-reducing orders only)"
+    HALTED = SwitchState.HALTED, "Halted (nothing but cancels)"

@@ -4,7 +4,7 @@ envelope, execution policy and models) to a fresh ``SessionEngine``."""
 from __future__ import annotations
 
 from broker_app.models import ExecutionPolicy as PolicyRow
-from broker_app.models import ExecutionRoute
+from broker_app.selectors import route_configs
 from ifns_paper.engine.session import SessionEngine
 from ifns_paper.session_setup import build_setup
 from sessions_app.models import Lane, PaperSession
@@ -19,10 +19,7 @@ def build_engine(session: PaperSession) -> SessionEngine:
         "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")}
     row: PolicyRow = session.execution_policy
     # Only the route the session's policy uses: others would keep rolling windows for nothing.
-    routes = {r.route_id: {"simulation": r.simulation, "latency": r.latency, "fees": r.fees,
-                           "stale_quote_ms": r.stale_quote_ms, "failures": r.failures,
-                           "trading_hours": r.trading_hours}
-              for r in ExecutionRoute.objects.filter(pk=row.route_id)}
+    routes = route_configs(route_ids=[row.route.route_id])
     policy = {"order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
               "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps}
     models = [(link.entry.registry_id, link.entry.version, link.weight)

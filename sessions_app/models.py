@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from sessions_app.choices import RegistryKind, RegistryStatus, SessionStatusChoices
+from sessions_app.choices import KillSwitchState, RegistryKind, RegistryStatus, SessionStatusChoices
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
 
@@ -156,6 +156,8 @@ class PaperSession(TimeStamped):
     last_event_seq = models.PositiveBigIntegerField(
         default=0, help_text="sequence number of the last telemetry event of this session"
     )
+    last_fault = models.TextField(blank=True, help_text="the last fault that took the session out of its steps")
+    last_fault_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["lane__name", "session_id"]
@@ -234,6 +236,9 @@ class SessionCheckpoint(models.Model):
     data_ts = models.BigIntegerField(default=0, help_text="exchange time of the newest data consumed, epoch ns")
     cash = models.FloatField(default=0.0)
     equity = models.FloatField(default=0.0)
+    pnl = models.FloatField(default=0.0, help_text="equity minus starting capital, lane currency")
+    fills = models.PositiveBigIntegerField(default=0, help_text="fills booked so far")
+    trades = models.PositiveBigIntegerField(default=0, help_text="closed round trips so far (engine.trades)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -245,10 +250,13 @@ class SessionCheckpoint(models.Model):
 
 
 class KillSwitch(models.Model):
-    """A kill switch at global, lane or session scope (``global``, ``lane:<name>``, ``session:<id>``)."""
+    """A kill switch at global, lane or session scope (``global``, ``lane:<name>``, ``session:<id>``).
+
+    A scope without a row is ``active``. Changed only through
+    ``sessions_app.services.controls`` (operators and the DRA alike), which logs each change."""
 
     scope = models.CharField(max_length=120, unique=True)
-    state = models.CharField(max_length=16, default="active")
+    state = models.CharField(max_length=16, choices=KillSwitchState.choices, default=KillSwitchState.ACTIVE)
     actor = models.CharField(max_length=150)
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -259,3 +267,25 @@ class KillSwitch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.state}"
+
+
+class SessionCooldown(models.Model):
+    """A session's cooldown as its engine last reported it (lane cooldown rules: N risk
+    breaches or a loss within a window → no new risk until ``until``).
+
+    Written by the step through ``sessions_app.services.controls`` when the engine starts
+    or ends a cooldown, with a change-log entry each time; read by health views."""
+
+    session = models.OneToOneField(PaperSession, on_delete=models.CASCADE, related_name="cooldown")
+    active = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="market-data time it started")
+    until = models.DateTimeField(null=True, blank=True, help_text="market-data time it ends")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session_id"]
+
+    def __str__(self) -> str:
+        return f"cooldown of {self.session_id}: {'active until ' + str(self.until) if self.active else 'off'}"

@@ -1,10 +1,23 @@
-"""Reads for lanes and sessions."""
+"""Reads for lanes, sessions, kill switches and session health."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import redis
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from sessions_app.models import ChangeLogEntry, KillSwitch, Lane, PaperSession
+from ifns_paper import marketbus
+from ifns_paper.engine.controls import SEVERITY, SwitchState
+from ifns_paper.engine.lifecycle import TERMINAL, SessionStatus
+from sessions_app.models import ChangeLogEntry, KillSwitch, Lane, PaperSession, SessionCooldown
+
+log = logging.getLogger(__name__)
+HEALTH_KEY = "ifns:step:health"  # written by the steps (``steps.HEALTH_KEY``)
 
 
 def session_list(*, lane: str | None = None, status: str | None = None) -> QuerySet[PaperSession]:
@@ -29,8 +42,9 @@ def lanes_overview() -> QuerySet[Lane]:
         .prefetch_related(Prefetch("sessions", queryset=session_list()))
         .annotate(
             n_sessions=Count("sessions"),
-            n_running=Count("sessions", filter=Q(sessions__status="running")),
-            n_scheduled=Count("sessions", filter=Q(sessions__status="scheduled")),
+            n_running=Count("sessions", filter=Q(sessions__status=SessionStatus.RUNNING)),
+            n_scheduled=Count("sessions", filter=Q(sessions__status=SessionStatus.SCHEDULED)),
+            n_faulted=Count("sessions", filter=Q(sessions__status=SessionStatus.FAULTED)),
         )
         .order_by("name")
     )
@@ -42,3 +56,113 @@ def changelog_for(*, target_type: str, target_id: str, limit: int = 50) -> Query
 
 def kill_switch_list() -> QuerySet[KillSwitch]:
     return KillSwitch.objects.order_by("scope")
+
+
+# --- kill switches -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SwitchView:
+    scope: str
+    state: str  # this scope's own switch ("active" when never set)
+    effective: str  # the strictest of global, the lane's and (for a session) its own
+    effective_scope: str  # where the effective state comes from
+    actor: str
+    reason: str
+    updated_at: datetime | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _strictest(candidates: list[tuple[str, str]]) -> tuple[str, str]:
+    """(state, scope) of the most severe switch; the first listed wins a tie."""
+    best = candidates[0]
+    for state, scope in candidates[1:]:
+        if SEVERITY[SwitchState(state)] > SEVERITY[SwitchState(best[0])]:
+            best = (state, scope)
+    return best
+
+
+def kill_switch_states() -> list[SwitchView]:
+    """Every scope and its effective state: global, each lane, each session that is not
+    finished. Scopes never set are ``active`` (two queries)."""
+    rows = {k.scope: k for k in KillSwitch.objects.all()}
+    lanes = list(Lane.objects.order_by("name").values_list("name", flat=True))
+    sessions = list(PaperSession.objects.exclude(status__in=TERMINAL).order_by("session_id")
+                    .values_list("session_id", "lane__name"))
+    out = []
+
+    def own(scope: str) -> str:
+        row = rows.get(scope)
+        return row.state if row else SwitchState.ACTIVE.value
+
+    def view(scope: str, chain: list[str]) -> SwitchView:
+        state, where = _strictest([(own(s), s) for s in chain])
+        row = rows.get(scope)
+        return SwitchView(scope, own(scope), state, where, row.actor if row else "", row.reason if row else "",
+                          row.updated_at if row else None)
+
+    out.append(view("global", ["global"]))
+    out += [view(f"lane:{lane}", ["global", f"lane:{lane}"]) for lane in lanes]
+    out += [view(f"session:{sid}", ["global", f"lane:{lane}", f"session:{sid}"]) for sid, lane in sessions]
+    for scope in sorted(set(rows) - {v.scope for v in out}):  # finished sessions' switches still set
+        out.append(view(scope, [scope]))
+    return out
+
+
+# --- session health ------------------------------------------------------------------------
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def session_health(sessions: list[PaperSession], *, client: redis.Redis | None = None) -> dict[str, dict]:
+    """Health of each session, JSON-safe: where its steps stand (step lag = the feed's newest
+    entry time − the newest market-data time the session processed, ms; last step; steps in
+    the last minute), its last fault, the kill switch in force (strictest of global, lane,
+    own) and its cooldown. Two queries and two Redis round trips for any number of sessions;
+    the step figures are None when Redis cannot be read or the session never stepped."""
+    if not sessions:
+        return {}
+    switches = {k.scope: k for k in KillSwitch.objects.all()}
+    cooldowns = {c.session_id: c for c in SessionCooldown.objects.filter(session__in=[s.pk for s in sessions])}
+    steps: dict[str, dict] = {}
+    heads: dict[str, int | None] = {}
+    if client is not None:
+        try:
+            values = client.hmget(HEALTH_KEY, [s.session_id for s in sessions])
+            steps = {s.session_id: json.loads(v) for s, v in zip(sessions, values, strict=True) if v}
+            heads = marketbus.head_ts(client, sorted({s.feed for s in sessions}))
+        except redis.RedisError:
+            log.warning("session health: Redis unavailable, step figures left out", exc_info=True)
+    now = time.time()
+    out = {}
+    for s in sessions:
+        chain = ["global", f"lane:{s.lane.name}", f"session:{s.session_id}"]
+        state, scope = _strictest([(switches[c].state if c in switches else SwitchState.ACTIVE.value, c)
+                                   for c in chain])
+        switch_row = switches.get(scope)
+        cooldown = cooldowns.get(s.pk)
+        step = steps.get(s.session_id) or {}
+        head, data_ts = heads.get(s.feed), step.get("data_ts")
+        live = s.status == SessionStatus.RUNNING
+        out[s.session_id] = {
+            "type": "session_health",
+            "session_id": s.session_id,
+            "lane": s.lane.name,
+            "status": s.status,
+            "step_lag_ms": round((head - data_ts) / 1e6, 1) if live and head and data_ts else None,
+            "data_time": _iso(datetime.fromtimestamp(data_ts / 1e9, tz=UTC)) if data_ts else None,
+            "last_step_at": _iso(datetime.fromtimestamp(step["stepped_at"], tz=UTC)) if "stepped_at" in step else None,
+            "last_step_age_s": round(now - step["stepped_at"], 1) if "stepped_at" in step else None,
+            "steps_per_min": step.get("steps_per_min") if live else None,
+            "last_fault": s.last_fault or None,
+            "last_fault_at": _iso(s.last_fault_at),
+            "kill_switch": {"state": state, "scope": scope if state != SwitchState.ACTIVE else None,
+                            "reason": switch_row.reason if switch_row and state != SwitchState.ACTIVE else ""},
+            "cooldown": {"active": bool(cooldown and cooldown.active), "until": _iso(cooldown.until) if cooldown and cooldown.active else None,
+                         "reason": cooldown.reason if cooldown and cooldown.active else ""},
+        }
+    return out

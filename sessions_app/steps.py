@@ -1,28 +1,40 @@
 """Real-time session steps: new market data → the session engines → the database.
 
-A step advances a group of running sessions (a *shard*: the sessions of one
-feed that hash to one step queue, see ``scheduler``). In one transaction it
-locks their rows (so steps of one session never run concurrently), reads the
-feed's stream once from the oldest checkpoint, runs each session's engine on
-its own symbols' entries after its own checkpoint, and writes the orders,
-fills, positions, telemetry events and new checkpoints of all of them with a
-handful of bulk statements. A step that dies before committing leaves
-nothing behind; the redelivered step starts from the same checkpoints and,
-the engines being deterministic, produces the same results. Unique keys
-(client order id, fill id, event sequence) back this up.
+A step advances a group of running sessions (a *shard*: the sessions of one feed that
+hash to one step queue, see ``dispatch``). In one transaction it
 
-Engines stay in the worker's memory between steps (``_ENGINES``); a cached
-engine is used only while the checkpoint's step counter is the one it was
-saved with, so a step committed elsewhere (another worker, a restart) is
-always picked up from the database. The checkpoint still carries the pickled
-engine: it is what a restarted worker resumes from. A *quiet* step (no
-telemetry, hence no order, fill or switch change) writes nothing: its session
-is checkpointed at its next step with output, or after ``CHECKPOINT_EVERY_S``;
-a worker that restarts from the older checkpoint re-reads those entries and,
-the engine being deterministic, reaches the same state. Finished orders are
-dropped from it once written (``SessionEngine.compact``), so it stays small
-however long the session runs. Position rows are written at every fill and
-their marks (unrealized P&L) at most once a second (``MARKS_EVERY_S``).
+1. locks their rows (steps of one session never run concurrently) and gets each one's
+   engine: this worker's copy in memory while it continues the stored checkpoint,
+   otherwise the checkpoint's, otherwise a new one;
+2. reads the feed's stream once, from the oldest checkpoint, and runs each engine on its
+   own symbols' entries after its own checkpoint (clock entries included);
+3. turns each session's output into plain rows (orders, fills, positions, events,
+   control changes, checkpoint), then writes all sessions' rows with a handful of bulk
+   statements, through the owning apps' services (broker_app, telemetry via
+   ``services.events``, ``services.controls``).
+
+**Faults stay in their session.** An exception while building, running or persisting one
+session's engine is caught for that session only: the others are written as if it were
+absent (a failed bulk write is retried session by session, each in its own savepoint, to
+find the culprit). The faulty session is moved to ``faulted`` by the lifecycle service in
+the same transaction, with an ``incident`` event and a change-log entry, so it is not
+stepped again until an operator resumes it; its checkpoint stays where its last good step
+left it. Errors of the step as a whole (the stream read, the database or Redis going away)
+propagate: the task retries after a capped backoff (``dispatch.step_failed``).
+
+A step that dies before committing leaves nothing behind; the redelivered step starts
+from the same checkpoints and, the engines being deterministic, produces the same
+results. Unique keys (client order id, fill id, event sequence) back this up.
+
+Engines stay in the worker's memory between steps (``_ENGINES``); a cached engine is used
+only while the checkpoint's step counter is the one it was saved with, so a step committed
+elsewhere (another worker, a restart) is always picked up from the database. A *quiet*
+step (no telemetry, hence no order, fill or switch change) writes nothing: its session is
+checkpointed at its next step with output, or after ``CHECKPOINT_EVERY_S``; a worker that
+restarts from the older checkpoint re-reads those entries and reaches the same state.
+Finished orders are dropped from the engine once written (``SessionEngine.compact``), so
+the checkpoint stays small however long the session runs. Position rows are written at
+every fill and their marks (unrealized P&L) at most once a second (``MARKS_EVERY_S``).
 """
 
 from __future__ import annotations
@@ -30,34 +42,44 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pickle
+import signal
 import time
 import zlib
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import transaction
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from broker_app.models import PaperFill, PaperOrder, PaperPosition
+from broker_app.services import ExecutionRows, FillRow, OrderRow, PositionRow, execution_rows_write
 from ifns_paper import marketbus
-from ifns_paper.engine.controls import SwitchState
+from ifns_paper.engine.lifecycle import SessionStatus
 from ifns_paper.engine.marketdata import QuoteBatch
-from ifns_paper.engine.session import SessionEngine, TelemetryRecord
+from ifns_paper.engine.session import DRA_ACTOR, SessionEngine, TelemetryRecord
 from sessions_app.engines import build_engine
 from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
-from telemetry_app.models import TelemetryEvent
-from telemetry_app.sinks import publish_committed
+from sessions_app.services.controls import cooldown_record, kill_switch_record_automatic
+from sessions_app.services.events import Event, sessions_events_append
+from sessions_app.services.sessions import Fault, session_fault
+from telemetry_app.choices import EventType
 
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES_PER_STEP = 20_000
 ENGINE_CACHE_SIZE = 256
 CHECKPOINT_EVERY_S = 2.0  # a quiet session's checkpoint is written at least this often
+MARKS_EVERY_S = 1.0  # position rows at every fill; their marks (unrealized P&L) at most this often
+# Errors of the infrastructure, not of a session: the whole step is retried after a backoff.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError,)
+
+HEALTH_KEY = "ifns:step:health"  # Redis hash: session id -> JSON of where its steps stand (monitoring)
 
 
 @dataclass
@@ -72,15 +94,8 @@ class _Cached:
 
 
 _ENGINES: OrderedDict[str, _Cached] = OrderedDict()  # session id -> its engine, most recent last
-# Position rows are written at every fill; their marks (unrealized P&L) at most this often.
-MARKS_EVERY_S = 1.0
 _MARKS_WRITTEN: dict[str, float] = {}  # session id -> monotonic time of the last mark write
-
-_ORDER_FIELDS = ("session", "decision_id", "symbol", "side", "quantity", "order_type", "time_in_force",
-                 "limit_price", "stop_price", "route_id", "policy_id", "status", "filled_quantity",
-                 "average_price", "reason", "submitted_at", "updated_at")
-_POSITION_FIELDS = ("quantity", "avg_cost", "realized", "unrealized", "fees", "mark")
-_CHECKPOINT_FIELDS = ("offsets", "engine_state", "steps", "data_ts", "cash", "equity", "updated_at")
+_STEP_TIMES: dict[str, deque[float]] = defaultdict(deque)  # session id -> monotonic times of its last steps
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -138,10 +153,23 @@ class SessionStep:
     checkpoint: SessionCheckpoint | None
     offsets: dict
     data_ts: int
-    switch_in_db: str | None  # the session-scope switch state stored, if any
     cached: _Cached | None = None  # the in-memory engine this step continues, if valid
     records: list[TelemetryRecord] = field(default_factory=list)
     rows: int = 0
+    read_from: dict = field(default_factory=dict)  # stream key -> entry id read after (incident reports)
+
+
+@dataclass
+class _Plan:
+    """What one session's step writes: plain rows, built before anything is written."""
+
+    step: SessionStep
+    execution: ExecutionRows
+    events: list[Event]
+    switch_changes: list[dict]  # kill_switch_change payloads the engine made itself
+    cooldown_changes: list[tuple[int, dict]]  # (event time ns, cooldown_state_change payload)
+    checkpoint: SessionCheckpoint | None  # None: a quiet step, nothing to checkpoint yet
+    cached: _Cached
 
 
 @dataclass
@@ -152,6 +180,7 @@ class StepResult:
     fills: int = 0
     more: bool = False  # the read hit ``max_entries``: more data is waiting
     skipped: dict[str, str] = field(default_factory=dict)  # session id -> why it was not stepped
+    faulted: dict[str, str] = field(default_factory=dict)  # session id -> fault summary
     bad_entries: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)  # load, run, persist, commit, publish
     engines_loaded: int = 0  # engines built or unpickled (not in this worker's memory)
@@ -169,27 +198,35 @@ class _Laps:
 
 def step_sessions(session_ids: list[str], *, client, max_entries: int = MAX_ENTRIES_PER_STEP) -> StepResult:
     """Process the new market data of the running sessions among ``session_ids`` (see the module
-    docstring). Sessions that are not running are skipped."""
+    docstring). Sessions that are not running are skipped; a session that faults is moved to
+    ``faulted`` and the others go on."""
     result = StepResult()
     touched: list[str] = []
     clock = _Laps(result.timings_ms)
+    faults: dict[str, Fault] = {}
     try:
         with transaction.atomic():
             transaction.on_commit(lambda: clock.lap("commit"))  # first of the hooks: right after COMMIT
-            steps = _load(session_ids, result)
+            steps = _load(session_ids, result, faults)
             clock.lap("load")
             touched = [s.session.session_id for s in steps]
             if steps:
-                _run(steps, client, max_entries, result)
+                _run(steps, client, max_entries, result, faults)
                 clock.lap("run")
-                stepped = _persist(steps, result)
+                stepped = _persist([s for s in steps if s.session.session_id not in faults], result, faults)
                 clock.lap("persist")
-                transaction.on_commit(lambda: _publish_positions(client, stepped))
-        clock.lap("publish")  # the after-commit hooks: NDJSON, pushes, consumed offsets
+                transaction.on_commit(lambda: _publish_health(client, stepped))
+            for sid, fault in sorted(faults.items()):
+                session_fault(session_id=sid, fault=fault)
+                result.faulted[sid] = fault.summary
+        clock.lap("publish")  # the after-commit hooks: NDJSON, pushes, health
     except BaseException:
         for sid in touched:  # their engines ran past the database state: rebuild from it next time
             _ENGINES.pop(sid, None)
         raise
+    for sid in faults:
+        _ENGINES.pop(sid, None)
+        log.warning("session %s faulted and left its steps: %s", sid, faults[sid].summary)
     return result
 
 
@@ -198,7 +235,25 @@ def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_
     return step_sessions([session_id], client=client, max_entries=max_entries)
 
 
-def _load(session_ids: list[str], result: StepResult) -> list[SessionStep]:
+def _is_transient(exc: BaseException) -> bool:
+    """Infrastructure errors: the database connection or Redis went away. Not a session's fault."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, TRANSIENT_ERRORS + (OperationalError, InterfaceError))
+
+
+def _fault_of(phase: str, exc: BaseException, step: SessionStep | None = None,
+              cp: SessionCheckpoint | None = None) -> Fault:
+    if _is_transient(exc) or not isinstance(exc, Exception):
+        raise exc  # the whole step retries (or the worker is going away)
+    cp = step.checkpoint if step is not None else cp
+    stream = {}
+    if step is not None:
+        stream = {key: [after, step.offsets.get(key)] for key, after in step.read_from.items()}
+    return Fault(phase, exc, stream, cp.steps if cp else None, step.data_ts if step else (cp.data_ts if cp else None))
+
+
+def _load(session_ids: list[str], result: StepResult, faults: dict[str, Fault]) -> list[SessionStep]:
     sessions = list(
         PaperSession.objects.select_for_update(of=("self",))
         # the lane for labels; the checkpoint without the engine (used only on a cache miss);
@@ -216,30 +271,29 @@ def _load(session_ids: list[str], result: StepResult) -> list[SessionStep]:
     for sid in session_ids:
         if sid not in found:
             result.skipped[sid] = "unknown session"
-    running = []
-    for s in sessions:
-        if s.status == "running":
-            running.append(s)
-        else:
-            result.skipped[s.session_id] = "not running"
-    if not running:
-        return []
     steps = []
-    for session in running:
+    for session in sessions:
+        if session.status != SessionStatus.RUNNING:
+            result.skipped[session.session_id] = "not running"
+            continue
         cp = getattr(session, "checkpoint", None)
-        cached = _cached(session, cp)
-        engine = cached.engine if cached else _engine(session, cp)
-        result.engines_loaded += cached is None
-        scopes = ("global", f"lane:{session.lane.name}", f"session:{session.session_id}")
-        states = (session.switch_global, session.switch_lane, session.switch_session)
-        engine.switches.restore({scope: state for scope, state in zip(scopes, states, strict=True) if state})
-        if cached is not None:
-            offsets, data_ts = dict(cached.offsets), cached.data_ts
-        else:
-            offsets, data_ts = (dict(cp.offsets), cp.data_ts) if cp else ({}, 0)
-        step = SessionStep(session, engine, cp, offsets, data_ts, session.switch_session, cached)
-        if cp is not None:
-            step.records += engine.enforce_switches(cp.data_ts)
+        try:
+            cached = _cached(session, cp)
+            engine = cached.engine if cached else _engine(session, cp)
+            result.engines_loaded += cached is None
+            scopes = ("global", f"lane:{session.lane.name}", f"session:{session.session_id}")
+            states = (session.switch_global, session.switch_lane, session.switch_session)
+            engine.switches.restore({scope: state for scope, state in zip(scopes, states, strict=True) if state})
+            if cached is not None:
+                offsets, data_ts = dict(cached.offsets), cached.data_ts
+            else:
+                offsets, data_ts = (dict(cp.offsets), cp.data_ts) if cp else ({}, 0)
+            step = SessionStep(session, engine, cp, offsets, data_ts, cached)
+            if cp is not None:
+                step.records += engine.enforce_switches(cp.data_ts)
+        except Exception as exc:  # noqa: BLE001 - contained to this session (transient errors re-raised)
+            faults[session.session_id] = _fault_of("load", exc, cp=cp)
+            continue
         steps.append(step)
     return steps
 
@@ -264,7 +318,7 @@ def _engine(session: PaperSession, cp: SessionCheckpoint | None) -> SessionEngin
     return engine_load(SessionCheckpoint.objects.filter(pk=cp.pk).values_list("engine_state", flat=True).get())
 
 
-def _run(steps: list[SessionStep], client, max_entries: int, result: StepResult) -> None:
+def _run(steps: list[SessionStep], client, max_entries: int, result: StepResult, faults: dict[str, Fault]) -> None:
     by_feed: dict[str, list[SessionStep]] = defaultdict(list)
     for step in steps:
         by_feed[step.session.feed].append(step)
@@ -278,10 +332,16 @@ def _run(steps: list[SessionStep], client, max_entries: int, result: StepResult)
         result.bad_entries += entries.bad
         result.more = result.more or len(entries.ids) + len(entries.bad) >= max_entries
         for step in group:
-            read = entries.select(set(step.session.symbols), after=after[step.session.session_id])
-            if read.last_id:
-                step.offsets[key] = read.last_id
-            records, step.data_ts, skipped = apply_items(step.engine, read.batches, step.data_ts)
+            sid = step.session.session_id
+            step.read_from[key] = after[sid]
+            try:
+                read = entries.select(set(step.session.symbols), after=after[sid])
+                if read.last_id:
+                    step.offsets[key] = read.last_id
+                records, step.data_ts, skipped = apply_items(step.engine, read.batches, step.data_ts)
+            except Exception as exc:  # noqa: BLE001 - contained to this session
+                faults[sid] = _fault_of("run", exc, step)
+                continue
             step.records += records
             step.rows += read.rows
             result.rows += read.rows
@@ -304,143 +364,134 @@ def _just_before(entry_id: str) -> str:
     return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-18446744073709551615"
 
 
-def _persist(steps: list[SessionStep], result: StepResult) -> dict[str, _Cached]:
-    orders: list[PaperOrder] = []
-    fills: list[tuple[str, PaperFill]] = []  # (client order id, fill)
-    positions: list[PaperPosition] = []
-    events: list[TelemetryEvent] = []
-    checkpoints: list[SessionCheckpoint] = []
-    sessions: list[PaperSession] = []
-    switches: list[KillSwitch] = []
-    stepped: dict[str, _Cached] = {}
+# --- persisting ---------------------------------------------------------------------------
+
+
+def _persist(steps: list[SessionStep], result: StepResult, faults: dict[str, Fault]) -> dict[str, _Cached]:
+    """Plan every session's rows, then write them all at once; if that fails, write them
+    session by session (each in a savepoint) so that only the faulty ones are left out."""
+    plans: list[_Plan] = []
     now = timezone.now()
     for step in steps:
-        session, engine = step.session, step.engine
+        sid = step.session.session_id
         before = step.cached or step.checkpoint
         if before is not None and not step.records and not step.rows and \
                 step.offsets == before.offsets and step.data_ts == before.data_ts:
-            result.skipped[session.session_id] = "no new data"
+            result.skipped[sid] = "no new data"
             continue
-        result.sessions.append(session.session_id)
-        orders += _order_rows(session, engine, step.records)
-        engine.compact()  # finished orders are written now: the checkpoint need not carry them
-        for rec in step.records:
-            if rec.type == "order_filled":
-                f = rec.payload
-                fills.append((f["client_order_id"], PaperFill(
-                    session=session, fill_id=f["fill_id"], symbol=f["symbol"], side=f["side"],
-                    quantity=f["quantity"], price=f["price"], arrival_mid=f["arrival_mid"],
-                    slippage_bps=f["slippage_bps"], fee=f["fee"], liquidity=f["liquidity"],
-                    route_id=f["route_id"], event_time=ns_to_datetime(f["ts"]))))
-        now_s = time.monotonic()
-        filled = {rec.payload["symbol"] for rec in step.records if rec.type == "order_filled"}
-        marks_due = now_s - _MARKS_WRITTEN.get(session.session_id, -math.inf) >= MARKS_EVERY_S
-        if marks_due:
-            _MARKS_WRITTEN[session.session_id] = now_s
-        for symbol, pos in engine.ledger.positions.items():
-            if not marks_due and symbol not in filled:
-                continue
-            positions.append(PaperPosition(
-                session=session, symbol=symbol, quantity=pos.quantity, avg_cost=pos.avg_cost,
-                realized=pos.realized, unrealized=pos.unrealized, fees=pos.fees,
-                mark=None if pos.mark != pos.mark else pos.mark))
-        seq = session.last_event_seq
-        for rec in step.records:
-            seq += 1
-            events.append(TelemetryEvent(env="paper", lane=session.lane.name, session=session,
-                                         event_type=rec.type, sequence=seq, event_time=ns_to_datetime(rec.ts),
-                                         payload=rec.payload))
-        if seq != session.last_event_seq:
-            session.last_event_seq = seq
-            sessions.append(session)
-        switch = _switch_row(step)
-        if switch is not None:
-            switches.append(switch)
-        if (step.cached is not None and not step.records and switch is None
-                and now_s - step.cached.written_at < _checkpoint_period_s(session.session_id)):
-            # Quiet: nothing to write; the engine goes on from memory (see the module docstring).
-            stepped[session.session_id] = _Cached(step.cached.steps, engine, step.offsets, step.data_ts,
-                                                  step.cached.written_at)
-            continue
-        ledger = engine.ledger
-        count = (step.checkpoint.steps if step.checkpoint else 0) + 1
-        checkpoints.append(SessionCheckpoint(
-            session=session, offsets=step.offsets, engine_state=engine_dump(engine),
-            steps=count, data_ts=step.data_ts, cash=ledger.cash, equity=ledger.equity,
-            created_at=now, updated_at=now))
-        stepped[session.session_id] = _Cached(count, engine, step.offsets, step.data_ts, now_s)
-
-    if orders:
-        PaperOrder.objects.bulk_create(orders, update_conflicts=True, unique_fields=["client_order_id"],
-                                       update_fields=[f for f in _ORDER_FIELDS if f != "session"])
-    if fills:
-        ids = dict(PaperOrder.objects.filter(client_order_id__in={c for c, _ in fills})
-                   .values_list("client_order_id", "pk"))
-        for coid, fill in fills:
-            fill.order_id = ids[coid]
-        PaperFill.objects.bulk_create([f for _, f in fills])
-    result.fills = len(fills)
-    if positions:
-        PaperPosition.objects.bulk_create(positions, update_conflicts=True, unique_fields=["session", "symbol"],
-                                          update_fields=list(_POSITION_FIELDS))
-    TelemetryEvent.objects.bulk_create(events)
-    result.events = len(events)
-    if sessions:
-        _set_event_seqs(sessions)
-    for row in switches:
-        KillSwitch.objects.update_or_create(scope=row.scope, defaults={
-            "state": row.state, "actor": row.actor, "reason": row.reason})
-    if checkpoints:
-        SessionCheckpoint.objects.bulk_create(checkpoints, update_conflicts=True, unique_fields=["session"],
-                                              update_fields=list(_CHECKPOINT_FIELDS))
-    if events:
-        out = [e.as_record(e.session.session_id) for e in events]
-        transaction.on_commit(lambda: publish_committed(out))
+        try:
+            plans.append(_plan(step, now))
+        except Exception as exc:  # noqa: BLE001 - contained to this session
+            faults[sid] = _fault_of("persist", exc, step)
+    seqs = {id(p): p.step.session.last_event_seq for p in plans}
+    try:
+        with transaction.atomic():
+            _write(plans)
+        written = plans
+    except Exception as exc:  # noqa: BLE001 - find the faulty session(s), write the others
+        if _is_transient(exc):
+            raise
+        written = []
+        for plan in plans:
+            plan.step.session.last_event_seq = seqs[id(plan)]  # the rolled-back append moved it
+            try:
+                with transaction.atomic():
+                    _write([plan])
+                written.append(plan)
+            except Exception as one:  # noqa: BLE001 - contained to this session (transient re-raised)
+                plan.step.session.last_event_seq = seqs[id(plan)]
+                faults[plan.step.session.session_id] = _fault_of("persist", one, plan.step)
+    for plan in written:
+        result.sessions.append(plan.step.session.session_id)
+        result.events += len(plan.events)
+        result.fills += len(plan.execution.fills)
+    stepped = {p.step.session.session_id: p.cached for p in written}
     transaction.on_commit(lambda: _remember(stepped))
     return stepped
 
 
-CONSUMED_KEY = "ifns:step:consumed"  # Redis hash: session id -> JSON of the stream offsets consumed
+def _plan(step: SessionStep, now: datetime) -> _Plan:
+    session, engine = step.session, step.engine
+    sid = session.session_id
+    execution = ExecutionRows(orders=_order_rows(session, engine, step.records))
+    engine.compact()  # finished orders are in the rows now: the checkpoint need not carry them
+    switch_changes, cooldown_changes = [], []
+    for rec in step.records:
+        if rec.type == EventType.ORDER_FILLED:
+            f = rec.payload
+            execution.fills.append(FillRow(
+                session.pk, f["client_order_id"], f["fill_id"], f["symbol"], f["side"], f["quantity"], f["price"],
+                f["arrival_mid"], f["slippage_bps"], f["fee"], f["liquidity"], f["route_id"], ns_to_datetime(f["ts"])))
+        elif rec.type == EventType.KILL_SWITCH_CHANGE and rec.payload.get("actor") == DRA_ACTOR:
+            switch_changes.append(rec.payload)
+        elif rec.type == EventType.COOLDOWN_STATE_CHANGE:
+            cooldown_changes.append((rec.ts, rec.payload))
+    now_s = time.monotonic()
+    filled = {f.symbol for f in execution.fills}
+    marks_due = now_s - _MARKS_WRITTEN.get(sid, -math.inf) >= MARKS_EVERY_S
+    if marks_due:
+        _MARKS_WRITTEN[sid] = now_s
+    for symbol, pos in engine.ledger.positions.items():
+        if marks_due or symbol in filled:
+            execution.positions.append(PositionRow(
+                session.pk, symbol, pos.quantity, pos.avg_cost, pos.realized, pos.unrealized, pos.fees,
+                None if pos.mark != pos.mark else pos.mark))
+    events: list[Event] = [(rec.type, ns_to_datetime(rec.ts), rec.payload) for rec in step.records]
+    quiet = not step.records and not switch_changes
+    if (step.cached is not None and quiet
+            and now_s - step.cached.written_at < _checkpoint_period_s(sid)):
+        # Quiet: nothing to write; the engine goes on from memory (see the module docstring).
+        cached = _Cached(step.cached.steps, engine, step.offsets, step.data_ts, step.cached.written_at)
+        return _Plan(step, execution, events, [], [], None, cached)
+    ledger = engine.ledger
+    count = (step.checkpoint.steps if step.checkpoint else 0) + 1
+    checkpoint = SessionCheckpoint(
+        session=session, offsets=step.offsets, engine_state=engine_dump(engine), steps=count,
+        data_ts=step.data_ts, cash=ledger.cash, equity=ledger.equity,
+        pnl=ledger.equity - ledger.starting_capital, fills=ledger.fill_count, trades=ledger.trades,
+        created_at=now, updated_at=now)
+    cached = _Cached(count, engine, step.offsets, step.data_ts, now_s)
+    return _Plan(step, execution, events, switch_changes, cooldown_changes, checkpoint, cached)
 
 
-def _publish_positions(client, stepped: dict[str, _Cached]) -> None:
-    """Where each session stands in its streams, including quiet steps the checkpoint does not
-    show yet (monitoring: consumer lag). Best effort: the database stays the record."""
-    if not stepped:
-        return
-    try:
-        client.hset(CONSUMED_KEY, mapping={sid: json.dumps(c.offsets) for sid, c in stepped.items()})
-    except redis.RedisError:
-        log.warning("could not publish consumed offsets", exc_info=True)
+_CHECKPOINT_FIELDS = ("offsets", "engine_state", "steps", "data_ts", "cash", "equity", "pnl", "fills", "trades",
+                      "updated_at")
 
 
-def _set_event_seqs(sessions: list[PaperSession]) -> None:
-    """``last_event_seq`` of several (locked) sessions in one UPDATE: what ``bulk_update``
-    writes, without its per-row expression objects (a third of a busy step's writing time)."""
-    table = PaperSession._meta.db_table
-    cases = " ".join("WHEN %s THEN %s" for _ in sessions)
-    params: list[int] = []
-    for s in sessions:
-        params += [s.pk, s.last_event_seq]
-    params += [s.pk for s in sessions]
-    marks = ", ".join("%s" for _ in sessions)
-    with connection.cursor() as cursor:
-        cursor.execute(f'UPDATE "{table}" SET "last_event_seq" = CASE "id" {cases} END WHERE "id" IN ({marks})',
-                       params)
+def _write(plans: list[_Plan]) -> None:
+    execution = ExecutionRows()
+    for plan in plans:
+        execution.extend(plan.execution)
+    execution_rows_write(rows=execution)
+    _test_hook_after_execution_rows()
+    sessions_events_append(items=[(p.step.session, p.events) for p in plans if p.events])
+    for plan in plans:
+        session = plan.step.session
+        for change in plan.switch_changes:
+            kill_switch_record_automatic(scope=change["scope"], state=change["to"], actor=change["actor"],
+                                         reason=change["reason"])
+        for ts, change in plan.cooldown_changes:
+            cooldown_record(session=session, active=change["active"], at_ns=ts, until_ns=change["until_ns"],
+                            reason=change["reason"], actor=DRA_ACTOR)
+    checkpoints = [p.checkpoint for p in plans if p.checkpoint is not None]
+    if checkpoints:
+        SessionCheckpoint.objects.bulk_create(checkpoints, update_conflicts=True, unique_fields=["session"],
+                                              update_fields=list(_CHECKPOINT_FIELDS))
 
 
-def _remember(stepped: dict[str, _Cached]) -> None:
-    for sid, entry in stepped.items():
-        _ENGINES[sid] = entry
-        _ENGINES.move_to_end(sid)
-    while len(_ENGINES) > ENGINE_CACHE_SIZE:
-        _ENGINES.popitem(last=False)
+def _test_hook_after_execution_rows() -> None:
+    """Tests only (``IFNS_TEST_STEP_DIE_FILE``): once the file exists, the worker kills itself
+    right here — orders and fills inserted, events and checkpoints not yet, nothing committed."""
+    marker = getattr(settings, "IFNS_TEST_STEP_DIE_FILE", "")
+    if marker and os.path.exists(marker):
+        os.unlink(marker)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _order_rows(session: PaperSession, engine: SessionEngine, records: list[TelemetryRecord]) -> list[PaperOrder]:
+def _order_rows(session: PaperSession, engine: SessionEngine, records: list[TelemetryRecord]) -> list[OrderRow]:
     touched: set[str] = set()
     for rec in records:
-        if rec.type in ("order_submitted", "order_filled", "order_rejected"):
+        if rec.type in (EventType.ORDER_SUBMITTED, EventType.ORDER_FILLED, EventType.ORDER_REJECTED):
             touched.add(rec.payload["client_order_id"])
     for view in engine.broker.working_orders():
         touched.add(view.order.client_order_id)
@@ -450,19 +501,39 @@ def _order_rows(session: PaperSession, engine: SessionEngine, records: list[Tele
         if view is None:  # finished and forgotten in an earlier step (e.g. a resend rejected now)
             continue
         o = view.order
-        rows.append(PaperOrder(
-            client_order_id=coid, session=session, decision_id=o.decision_id, symbol=o.symbol, side=str(o.side),
-            quantity=o.quantity, order_type=str(o.order_type), time_in_force=str(o.time_in_force),
-            limit_price=o.limit_price, stop_price=o.stop_price, route_id=o.route_id, policy_id=o.policy_id,
-            status=str(view.status), filled_quantity=view.filled_quantity, average_price=view.average_price,
-            reason=view.reason, submitted_at=ns_to_datetime(view.submitted_ts)))
+        rows.append(OrderRow(
+            session.pk, coid, o.decision_id, o.symbol, str(o.side), o.quantity, str(o.order_type),
+            str(o.time_in_force), o.limit_price, o.stop_price, o.route_id, o.policy_id, str(view.status),
+            view.filled_quantity, view.average_price, view.reason, ns_to_datetime(view.submitted_ts)))
     return rows
 
 
-def _switch_row(step: SessionStep) -> KillSwitch | None:
-    """A switch change the engine made itself (e.g. REDUCING after a drawdown breach), to persist."""
-    state = step.engine.switches.get(f"session:{step.session.session_id}")
-    if step.switch_in_db is None and state is SwitchState.ACTIVE or step.switch_in_db == str(state):
-        return None
-    return KillSwitch(scope=f"session:{step.session.session_id}", state=str(state), actor="dra",
-                      reason="automatic (risk breach)")
+# --- after commit -------------------------------------------------------------------------
+
+
+def _publish_health(client, stepped: dict[str, _Cached]) -> None:
+    """Where each stepped session stands (monitoring: consumer lag, step rate), including quiet
+    steps the checkpoint does not show yet. Best effort: the database stays the record."""
+    if not stepped:
+        return
+    now_s, wall = time.monotonic(), time.time()
+    mapping = {}
+    for sid, c in stepped.items():
+        times = _STEP_TIMES[sid]
+        times.append(now_s)
+        while times and times[0] < now_s - 60:
+            times.popleft()
+        mapping[sid] = json.dumps({"offsets": c.offsets, "data_ts": c.data_ts, "stepped_at": wall,
+                                   "steps_per_min": len(times)})
+    try:
+        client.hset(HEALTH_KEY, mapping=mapping)
+    except redis.RedisError:
+        log.warning("could not publish step health", exc_info=True)
+
+
+def _remember(stepped: dict[str, _Cached]) -> None:
+    for sid, entry in stepped.items():
+        _ENGINES[sid] = entry
+        _ENGINES.move_to_end(sid)
+    while len(_ENGINES) > ENGINE_CACHE_SIZE:
+        _ENGINES.popitem(last=False)

@@ -7,6 +7,7 @@ each with an expiry so a backlog never replays stale ticks.
 from __future__ import annotations
 
 import gc
+import logging
 
 from celery import shared_task
 from celery.signals import (
@@ -15,12 +16,17 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from django.db import close_old_connections
 from django.utils import timezone
 
-from sessions_app import scheduler
+from sessions_app import dispatch
 from sessions_app.registry import registry_export, registry_in_sync
+from sessions_app.services import sessions_tick as tick
+from sessions_app.services.health import health_broadcast
 from sessions_app.steps import step_sessions
 from telemetry_app.broadcast import flush_pushes
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
@@ -38,19 +44,42 @@ def registry_sync() -> bool:
 
 @shared_task(ignore_result=True, acks_late=True)
 def shard_step_task(feed: str, shard: int) -> dict:
-    """One step of the running sessions of ``feed`` on ``shard`` (queue ``steps.<shard>``)."""
-    scheduler.step_started(feed, shard)
-    result = step_sessions(scheduler.shard_sessions(feed, shard), client=scheduler.redis_client())
+    """One step of the running sessions of ``feed`` on ``shard`` (queue ``steps.<shard>``).
+
+    A session's own fault is handled inside the step (the session is faulted, the others
+    go on). If the step as a whole fails (database or Redis unavailable, or a bug outside
+    any session), the next attempt is queued after a capped exponential backoff
+    (``dispatch.step_failed``) and nothing can queue it sooner."""
+    try:
+        dispatch.step_started(feed, shard)
+        result = step_sessions(dispatch.shard_sessions(feed, shard), client=dispatch.redis_client())
+    except Exception as exc:  # noqa: BLE001 - every failure backs off; never a hot loop
+        close_old_connections()  # a connection that errored is dropped, the retry opens a new one
+        try:
+            delay = dispatch.step_failed(feed, shard)
+        except Exception:  # noqa: BLE001 - Redis itself is down: the beat tick queues it later
+            log.error("step of %s shard %d failed (%s) and could not be requeued", feed, shard, exc)
+            return {"failed": str(exc)}
+        log.warning("step of %s shard %d failed, retrying in %.1f s: %s: %s", feed, shard, delay,
+                    type(exc).__name__, exc)
+        return {"failed": str(exc), "retry_in_s": delay}
+    dispatch.step_succeeded(feed, shard)
+    if result.faulted:
+        dispatch.forget_members()  # the faulted sessions leave the shard now, not in a second
     if result.more:
-        scheduler.shard_enqueue(feed, shard)  # the read was capped: go on right away
+        dispatch.shard_enqueue(feed, shard)  # the read was capped: go on right away
     return {"sessions": len(result.sessions), "rows": result.rows, "events": result.events,
-            "fills": result.fills, "loaded": result.engines_loaded, "ms": result.timings_ms}
+            "fills": result.fills, "faulted": result.faulted, "loaded": result.engines_loaded,
+            "ms": result.timings_ms}
 
 
 @shared_task(ignore_result=True)
 def sessions_tick() -> dict:
-    """Periodic (beat, every second): start due sessions, end finished ones, step running ones."""
-    return scheduler.sessions_tick(now=timezone.now())
+    """Periodic (beat, every second): start due sessions, end finished ones, step running ones,
+    push every live session's health to the pages."""
+    report = tick(now=timezone.now()).as_dict()
+    health_broadcast()
+    return report
 
 
 @worker_shutdown.connect

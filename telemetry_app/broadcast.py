@@ -120,3 +120,16 @@ def push_feed_health(record: dict) -> None:
         async_to_sync(layer.group_send)(FEEDS_GROUP, {"type": "feed.health", "record": record})
     except Exception:  # noqa: BLE001 - the report is committed; the next one comes within seconds
         log.warning("feed health push failed for %s", record["feed"], exc_info=True)
+
+
+def push_session_health(records: list[dict]) -> None:
+    """Send session health records (``type: session_health``) to the all-sessions group and to
+    each session's group: one message per group. Best effort, like every push."""
+    if not records:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    messages = [(ALL_SESSIONS_GROUP, {"type": "session.health", "records": records})]
+    messages += [(session_group(r["session_id"]), {"type": "session.health", "records": [r]}) for r in records]
+    _pusher.submit(layer, messages, f"health of {len(records)} sessions")

@@ -13,6 +13,10 @@ class EventType(models.TextChoices):
     KILL_SWITCH_CHANGE = "kill_switch_change"
     COOLDOWN_STATE_CHANGE = "cooldown_state_change"
     PAPER_SESSION_STATE_CHANGE = "paper_session_state_change"
+    # A fault contained to one session (its step raised): kind, exception, the stream range
+    # being processed and the checkpoint it stays at. Not in spec §6.1's list; the spec's
+    # "incident or anomaly reports" (§5.2) are built from these.
+    INCIDENT = "incident"
 
 
 class FeedStatus(models.TextChoices):

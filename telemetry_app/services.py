@@ -2,49 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
 
 from ifns_paper.exceptions import ApplicationError
-from sessions_app.models import PaperSession
 from telemetry_app.choices import EventType, FeedStatus
 from telemetry_app.models import FeedHealthEvent, TelemetryEvent
 from telemetry_app.sinks import publish_committed, publish_feed_health_committed
 
 
-def event_append(
-    *,
-    session: PaperSession,
-    event_type: EventType | str,
-    payload: dict,
-    event_time: datetime,
-) -> TelemetryEvent:
-    """Append one event to ``session``'s stream with the next sequence number.
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """One event to store. The session side owns sequence numbers: it allocates them under
+    the session's row lock (``sessions_app.services.events``) and passes the session's row
+    key and id, so this app needs nothing from ``sessions_app``."""
 
-    Precondition: called inside ``transaction.atomic()`` with ``session``
-    locked (``select_for_update``) by the caller, so sequence numbers are
-    gap-free and unique per session. The event goes to the NDJSON sink and
-    the Channels groups only after the transaction commits.
-    """
+    session_pk: int
+    session_id: str
+    lane: str
+    sequence: int
+    event_type: str
+    event_time: datetime
+    payload: dict
+
+
+def events_record(*, events: list[EventDraft]) -> list[TelemetryEvent]:
+    """Store events with one INSERT; after the transaction commits they go to the NDJSON sink
+    and the Channels groups. The one writer of telemetry events.
+
+    Precondition: inside ``transaction.atomic()``, the sessions locked by the caller, the
+    sequence numbers the next ones of each session (the unique key backs this up). An
+    unknown event type raises ``ValueError`` before anything is written."""
+    if not events:
+        return []
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("event_append must run inside a transaction holding the session lock")
-    EventType(event_type)  # unknown types are a programming error: fail here, not in a sink
-    sequence = session.last_event_seq + 1
-    PaperSession.objects.filter(pk=session.pk).update(last_event_seq=sequence)
-    session.last_event_seq = sequence
-    event = TelemetryEvent.objects.create(
-        env="paper",
-        lane=session.lane.name,
-        session=session,
-        event_type=str(event_type),
-        sequence=sequence,
-        event_time=event_time,
-        payload=payload,
-    )
-    record = event.as_record(session.session_id)
-    transaction.on_commit(lambda: publish_committed([record]))
-    return event
+        raise RuntimeError("events_record must run inside a transaction holding the sessions' locks")
+    for e in events:
+        EventType(e.event_type)  # unknown types are a programming error: fail here, not in a sink
+    rows = TelemetryEvent.objects.bulk_create([
+        TelemetryEvent(env="paper", lane=e.lane, session_id=e.session_pk, event_type=str(e.event_type),
+                       sequence=e.sequence, event_time=e.event_time, payload=e.payload) for e in events])
+    records = [row.as_record(e.session_id) for row, e in zip(rows, events, strict=True)]
+    transaction.on_commit(lambda: publish_committed(records))
+    return rows
 
 
 def feed_health_record(

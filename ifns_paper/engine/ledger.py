@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from ifns_paper.engine.orders import Fill
+from ifns_paper.engine.trades import RoundTripMatcher
 
 
 @dataclass(slots=True)
@@ -71,6 +72,17 @@ class Ledger:
         self.starting_capital = self.cash + sum(p.quantity * p.avg_cost for p in self.positions.values())
         self.fees = 0.0
         self.fill_count = 0
+        self.round_trips = RoundTripMatcher()  # closed trades (``engine.trades``): ``round_trips.closed``
+        for symbol, pos in self.positions.items():
+            self.round_trips.carry(symbol, pos.quantity, pos.avg_cost)
+
+    def __setstate__(self, state: dict) -> None:
+        """Checkpoints written before round trips were counted restore with none closed."""
+        self.__dict__.update(state)
+        if "round_trips" not in state:
+            self.round_trips = RoundTripMatcher()
+            for symbol, pos in self.positions.items():
+                self.round_trips.carry(symbol, pos.quantity, pos.avg_cost)
 
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)
@@ -108,7 +120,13 @@ class Ledger:
         if math.isnan(pos.mark):
             pos.mark = price
         self.fill_count += 1
+        self.round_trips.on_fill(fill.symbol, sign, qty, price, fill.fee, fill.ts)
         return pos
+
+    @property
+    def trades(self) -> int:
+        """Closed round trips so far (the definition of a trade: ``engine.trades``)."""
+        return self.round_trips.closed
 
     def mark(self, symbol: str, price: float) -> None:
         self.position(symbol).mark = float(price)
@@ -154,6 +172,6 @@ class Ledger:
             "starting_capital": self.starting_capital, "cash": self.cash, "equity": self.equity,
             "realized": self.realized, "unrealized": self.unrealized, "fees": self.fees, "pnl": self.pnl,
             "gross_exposure": self.gross_exposure, "net_exposure": self.net_exposure,
-            "fill_count": self.fill_count,
+            "fill_count": self.fill_count, "trades": self.trades,
             "positions": {s: p.as_dict() for s, p in sorted(self.positions.items())},
         }

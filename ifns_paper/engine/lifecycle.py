@@ -2,6 +2,12 @@
 
 ``scheduled → running ⇄ paused → completed | aborted``; ``aborted`` is also
 reachable from ``scheduled`` and ``paused``. Terminal states have no exits.
+
+``faulted``: a running session whose step raised (its engine or its writes) is
+taken out of the steps by the system (action ``fault``, actor ``system:steps``)
+and waits for an operator, who can ``resume`` it (it reads the stream from the
+resume time on, like a paused session), ``stop`` or ``abort`` it. It is its own
+status, not ``paused``, so that nobody mistakes a fault for an operator's pause.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ class SessionStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     ABORTED = "aborted"
+    FAULTED = "faulted"
 
 
 class SessionAction(StrEnum):
@@ -24,6 +31,7 @@ class SessionAction(StrEnum):
     RESUME = "resume"
     STOP = "stop"  # finish normally: the session is completed
     ABORT = "abort"
+    FAULT = "fault"  # taken by the system when a step of the session raised
 
 
 S, A = SessionStatus, SessionAction
@@ -32,9 +40,10 @@ S, A = SessionStatus, SessionAction
 TRANSITIONS: dict[SessionAction, tuple[frozenset[SessionStatus], SessionStatus]] = {
     A.START: (frozenset({S.SCHEDULED}), S.RUNNING),
     A.PAUSE: (frozenset({S.RUNNING}), S.PAUSED),
-    A.RESUME: (frozenset({S.PAUSED}), S.RUNNING),
-    A.STOP: (frozenset({S.RUNNING, S.PAUSED}), S.COMPLETED),
-    A.ABORT: (frozenset({S.SCHEDULED, S.RUNNING, S.PAUSED}), S.ABORTED),
+    A.RESUME: (frozenset({S.PAUSED, S.FAULTED}), S.RUNNING),
+    A.STOP: (frozenset({S.RUNNING, S.PAUSED, S.FAULTED}), S.COMPLETED),
+    A.ABORT: (frozenset({S.SCHEDULED, S.RUNNING, S.PAUSED, S.FAULTED}), S.ABORTED),
+    A.FAULT: (frozenset({S.RUNNING}), S.FAULTED),
 }
 
 TERMINAL: frozenset[SessionStatus] = frozenset({S.COMPLETED, S.ABORTED})
@@ -80,7 +89,30 @@ def plan_transition(session_id: str, current: str, action: str) -> Transition:
     return Transition(action=act, from_status=status, to_status=target)
 
 
-def allowed_actions(current: str) -> list[SessionAction]:
-    """Actions the table allows from ``current``, in declaration order."""
+#: Actions only the system takes (never offered to operators in the API, admin or CLI).
+SYSTEM_ACTIONS: frozenset[SessionAction] = frozenset({A.FAULT})
+OPERATOR_ACTIONS: tuple[SessionAction, ...] = tuple(a for a in SessionAction if a not in SYSTEM_ACTIONS)
+
+
+def allowed_actions(current: str, *, include_system: bool = False) -> list[SessionAction]:
+    """Actions the table allows from ``current``, in declaration order; operator actions
+    only unless ``include_system``."""
     status = SessionStatus(current)
-    return [action for action, (sources, _) in TRANSITIONS.items() if status in sources]
+    return [action for action, (sources, _) in TRANSITIONS.items()
+            if status in sources and (include_system or action not in SYSTEM_ACTIONS)]
+
+
+def completion_reason(*, elapsed_s: float | None, duration_s: float | None, trades: int,
+                      target_trades: int | None, pnl: float | None, target_pnl: float | None) -> str | None:
+    """Why a running session is finished (spec §5.3 "time or target reached"), or None.
+
+    ``elapsed_s``: seconds since it started (None before); ``trades``: closed round trips
+    (``engine.trades``) so far; ``pnl``: equity minus starting capital, account currency
+    (None before the first checkpoint). Duration first, then the trade count, then P&L."""
+    if duration_s and elapsed_s is not None and elapsed_s >= duration_s:
+        return "duration reached"
+    if target_trades is not None and trades >= target_trades:
+        return f"target reached: {trades} trades >= {target_trades}"
+    if target_pnl is not None and pnl is not None and pnl >= target_pnl:
+        return f"target reached: P&L {pnl:.2f} >= {target_pnl:g}"
+    return None

@@ -111,6 +111,10 @@ class ReplayDriver:
             heapq.heappush(self._actions, (item.ts, self._n, item))
             self._n += 1
 
+    def scheduled_orders(self) -> list[ScheduledOrder]:
+        """Orders scheduled and not sent yet (e.g. a TWAP's later slices), in send order."""
+        return [item for _, _, item in sorted(self._actions) if isinstance(item, ScheduledOrder)]
+
     def pending(self) -> bool:
         """Whether scheduled actions are waiting."""
         return bool(self._actions)

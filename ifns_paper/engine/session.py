@@ -40,6 +40,8 @@ from ifns_paper.engine.orders import Fill, Order, OrderEvent, OrderStatus, Order
 from ifns_paper.engine.replay import ReplayDriver, ScheduledOrder
 from ifns_paper.engine.routes import RouteSpec
 
+DRA_ACTOR = "system:dra"  # the actor of the brakes the engine applies itself (drawdown switch)
+
 
 @dataclass(frozen=True, slots=True)
 class TelemetryRecord:
@@ -100,6 +102,11 @@ class SessionEngine:
         self._next_sample: int | None = None  # the next equity sample time; None before any data
         self._out: list[TelemetryRecord] = []
         self._quotes: dict[str, tuple[float, float]] = {}  # symbol -> (bid, ask) last delivered
+
+    def __setstate__(self, state: dict) -> None:
+        """Engines checkpointed before the equity grid existed start it at their next data."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_next_sample", None)
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -241,6 +248,11 @@ class SessionEngine:
         for view in self.broker.working_orders():
             o = view.order
             open_orders[o.symbol] = open_orders.get(o.symbol, 0.0) + o.side.sign * view.leaves_quantity
+        # Slices approved and scheduled but not sent yet (TWAP) are commitments too: a new
+        # decision nets them out, and DRA counts them against every exposure limit.
+        for item in self.driver.scheduled_orders():
+            o = item.order
+            open_orders[o.symbol] = open_orders.get(o.symbol, 0.0) + o.side.sign * o.quantity
         equity = self.ledger.equity
         return Exposure(positions, open_orders, marks, equity, self.day_start_equity, self.peak_equity)
 
@@ -293,7 +305,7 @@ class SessionEngine:
 
     def _switch_auto(self, ts: int, reason: str) -> None:
         change = self.switches.set(f"session:{self.setup.session_id}", self.setup.on_drawdown, ts=ts,
-                                   actor="dra", reason=reason)
+                                   actor=DRA_ACTOR, reason=reason)
         if change is not None:
             self._emit("kill_switch_change", ts, change.payload())
             self._apply_switch(ts)

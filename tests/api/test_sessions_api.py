@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from sessions_app.models import ChangeLogEntry, PaperSession
 from sessions_app.services import session_transition
+from sessions_app.services.events import session_events_append
 from telemetry_app.choices import EventType
 from telemetry_app.models import TelemetryEvent
-from telemetry_app.services import event_append
 from tests.conftest import clone_sessions
 
 SID = "research_fx_momentum_v13"  # paper_research, operator start, momentum_fx 1.3.0
@@ -356,8 +356,8 @@ def test_backfill_filters_by_type(loaded, client):
     session_transition(session_id=SID, action="start", actor="test", reason="go")
     with transaction.atomic():
         session = PaperSession.objects.select_for_update().select_related("lane").get(session_id=SID)
-        event_append(session=session, event_type=EventType.ORDER_FILLED, event_time=timezone.now(),
-                     payload={"symbol": "EURUSD", "quantity": "1000"})
+        session_events_append(session=session, events=[
+            (EventType.ORDER_FILLED, timezone.now(), {"symbol": "EURUSD", "quantity": "1000"})])
 
     # when / then
     state_changes = _events(client, type="paper_session_state_change").json()["events"]

@@ -126,7 +126,7 @@ def test_drawdown_breach_moves_the_session_to_reducing():
     engine = SessionEngine(setup(limits=limits))
     events = run(engine, quotes, trades, 1000)
     switches = [e.payload for e in events if e.type == "kill_switch_change"]
-    assert switches and switches[0]["to"] == "reducing" and switches[0]["actor"] == "dra"
+    assert switches and switches[0]["to"] == "reducing" and switches[0]["actor"] == "system:dra"
 
 
 def test_cooldown_after_breaches_is_reported_on_and_off():

@@ -16,7 +16,7 @@ def test_a_lane_switch_reaches_the_lanes_live_sessions_once(loaded, django_captu
     session_transition(session_id="research_crypto_trend", action="pause", actor="t")
     with django_capture_on_commit_callbacks(execute=False) as hooks:
         kill_switch_set(scope="lane:paper_research", state="halted", actor="cli:ops", reason="feed trouble")
-    assert len(hooks) == 2 + 1  # a live push per session event, then the steps are queued
+    assert len(hooks) == 1 + 1  # one live push of both sessions' events, then the steps are queued
     assert KillSwitch.objects.get(scope="lane:paper_research").state == "halted"
     events = TelemetryEvent.objects.filter(event_type="kill_switch_change")
     assert sorted(e.session.session_id for e in events) == ["research_crypto_trend", "research_fx_momentum_v13"]
@@ -47,6 +47,10 @@ def test_the_api_needs_an_operator(loaded, client, viewer, operator):
     response = client.post("/api/killswitches/", {"scope": "global", "state": "reducing", "reason": "vol"},
                            content_type="application/json")
     assert response.status_code == 200 and response.json()["actor"] == "api:olga_operator"
-    assert client.get("/api/killswitches/").json()[0]["state"] == "reducing"
+    listed = {v["scope"]: v for v in client.get("/api/killswitches/").json()}
+    assert (listed["global"]["state"], listed["global"]["effective"]) == ("reducing", "reducing")
+    # every lane is listed, its own switch active, the global one in force
+    assert (listed["lane:paper_research"]["state"], listed["lane:paper_research"]["effective"],
+            listed["lane:paper_research"]["effective_scope"]) == ("active", "reducing", "global")
     bad = client.post("/api/killswitches/", {"scope": "lane:x", "state": "halted"}, content_type="application/json")
     assert bad.status_code == 400 and "scope" in bad.json()["errors"]

@@ -61,26 +61,139 @@ def test_atomic_write_survives_sigkill_at_any_moment(tmp_path):
     assert not [p for p in registry_tmp if p.exists()]
 
 
-@pytest.mark.slow
-def test_registry_export_killed_mid_write_leaves_a_valid_registry(tmp_path):
+# The child runs one real ``registry_export`` with every way of writing a file (``open``,
+# ``io.open`` - which ``os.fdopen`` and ``Path.write_bytes`` use - and ``os.write``) wrapped:
+# the first write of more than one byte to a file in the registry folder (not the lock) writes
+# only its first CUT bytes, makes them durable, tells the parent which file it was writing
+# (a marker, itself written atomically) and waits to be killed. So the kill lands mid-write,
+# whether the writer goes through a temp file or rewrites the registry in place.
+PAUSING_EXPORT = """
+import builtins, io, json, os, sys, time
+from pathlib import Path
+
+import django
+
+django.setup()
+from sessions_app.registry import registry_export, registry_path
+
+FOLDER = registry_path().parent.resolve()
+MARKER = Path(sys.argv[1])
+CUT = sys.argv[2]  # "first" (1 byte), "half" or "last" (all but the last byte)
+real_open, real_write = io.open, os.write
+
+
+def target(fd):
+    try:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
+    return path if path.parent == FOLDER and not path.name.endswith(".lock") else None
+
+
+def pause_midway(fd, data, write):
+    n = {"first": 1, "half": len(data) // 2, "last": len(data) - 1}[CUT]
+    write(data[:n])
+    os.fsync(fd)
+    note = MARKER.with_suffix(".tmp")
+    note.write_text(json.dumps({"path": str(target(fd)), "written": n, "total": len(data)}))
+    os.replace(note, MARKER)
+    time.sleep(600)  # killed here
+    sys.exit("not killed")
+
+
+class Pausing:
+    def __init__(self, handle):
+        self._handle = handle
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        self._handle.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._handle.__exit__(*exc)
+
+    def write(self, data):
+        fd = self._handle.fileno()
+        if len(data) > 1 and target(fd) is not None:
+            def write_flushed(part):
+                self._handle.write(part)
+                self._handle.flush()
+            pause_midway(fd, data, write_flushed)
+        return self._handle.write(data)
+
+
+def pausing_open(*args, **kwargs):
+    return Pausing(real_open(*args, **kwargs))
+
+
+def pausing_write(fd, data):
+    if len(data) > 1 and target(fd) is not None:
+        pause_midway(fd, data, lambda part: real_write(fd, part))
+    return real_write(fd, data)
+
+
+io.open = builtins.open = pausing_open
+os.write = pausing_write
+registry_export()
+sys.exit("the export finished without writing to the registry folder")
+"""
+
+
+@pytest.fixture(scope="module")
+def registry_db(tmp_path_factory):
+    """A database set up with the shipped configuration (its registry file exported) for subprocesses."""
+    root = tmp_path_factory.mktemp("registry_kill")
     env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "ifns_paper.settings.test",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "IFNS_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite:///{root / 'db.sqlite3'}",
+        "IFNS_DATA_DIR": str(root / "data"),
     }
     subprocess.run([sys.executable, "manage.py", "ifns_setup", "--no-demo-user"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
-    registry = tmp_path / "data" / "registry" / "paper_sessions.json"
+    return env, root / "data" / "registry" / "paper_sessions.json"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cut", ["first", "half", "last"])
+def test_registry_export_killed_mid_write_leaves_a_valid_registry(registry_db, tmp_path, cut):
+    # given a registry file written by a completed export
+    env, registry = registry_db
+    old = registry.read_bytes()
     expected_ids = {"gatecheck_fx_momentum_v12", "research_crypto_trend", "research_fx_momentum_v13"}
-    loop = ("import django; django.setup()\n"
-            "from sessions_app.registry import registry_export\n"
-            "while True: registry_export()\n")
+    assert {s["session_id"] for s in json.loads(old)["sessions"]} == expected_ids
 
-    def check():
-        document = json.loads(registry.read_text())
-        assert {s["session_id"] for s in document["sessions"]} == expected_ids
+    # when an export has written part of its document (`cut`) and is killed right there
+    marker = tmp_path / "writing.json"
+    proc = subprocess.Popen([sys.executable, "-c", PAUSING_EXPORT, str(marker), cut], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = json.loads(marker.read_text()) if marker.exists() else None
+        partial = Path(started["path"]) if started else None
+        size_at_kill = partial.stat().st_size if partial and partial.exists() else None
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=30)
 
-    _kill_at_random([sys.executable, "-c", loop], env, check, rounds=5, tmp_path=tmp_path)
+    # then the writer had really started writing: part of the document was on disk when it died
+    assert started is not None, f"the export never wrote (exit {proc.returncode}): {stderr.decode()}"
+    assert proc.returncode == -signal.SIGKILL
+    assert stderr.decode().strip() == "" and stdout == b"", stderr.decode()  # no traceback, no complaint
+    assert 0 < started["written"] < started["total"] and size_at_kill == started["written"]
+
+    # and the registry file is the complete old document or a complete new one, never a torn one
+    now = registry.read_bytes()
+    document = json.loads(now)
+    assert {s["session_id"] for s in document["sessions"]} == expected_ids
+    assert now == old or len(now) == started["total"]
+    # the part written went to a temp file next to it (left by the dead writer), not to the registry
+    assert partial != registry and partial.parent == registry.parent
 
 
 def test_registry_sync_task_heals_a_drifted_file(loaded):

@@ -96,20 +96,37 @@ def test_steps_trade_on_streamed_data_and_write_everything_consistently(started,
     assert (TelemetryEvent.objects.count(), PaperFill.objects.count()) == before
 
 
+class WorkerDied(BaseException):
+    """What a worker killed mid-step looks like from inside: not an ``Exception`` a step
+    would contain to one session, it unwinds the whole step."""
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_step_that_dies_before_commit_leaves_nothing_and_the_retry_matches(started, client, monkeypatch):
+def test_a_step_that_dies_after_its_first_inserts_leaves_nothing_and_the_retry_matches(started, client,
+                                                                                         monkeypatch):
     from sessions_app import steps
     data = market(3000)
     publish(client, data, 0, 10_000)
 
-    real = steps._switch_row
-    monkeypatch.setattr(steps, "_switch_row", lambda *a: (_ for _ in ()).throw(RuntimeError("worker died")))
-    with pytest.raises(RuntimeError):
+    # the worker dies after the step inserted its orders and fills, before events and checkpoints
+    inserted = {}
+
+    def die():
+        inserted["orders"] = PaperOrder.objects.count()
+        inserted["fills"] = PaperFill.objects.count()
+        raise WorkerDied
+
+    monkeypatch.setattr(steps, "_test_hook_after_execution_rows", die)
+    with pytest.raises(WorkerDied):
         session_step(session_id=SID, client=client)
-    assert PaperFill.objects.count() == 0 and not SessionCheckpoint.objects.exists()
+    assert inserted["orders"] > 0 and inserted["fills"] > 0  # the failure came after real writes
+    assert PaperOrder.objects.count() == 0 and PaperFill.objects.count() == 0  # ... all rolled back
+    assert PaperPosition.objects.count() == 0 and not SessionCheckpoint.objects.exists()
     assert SID not in steps._ENGINES  # the engine ran past the database: not kept
     assert TelemetryEvent.objects.filter(session__session_id=SID).count() == 2  # register + start only
-    monkeypatch.setattr(steps, "_switch_row", real)
+    assert PaperSession.objects.get(session_id=SID).last_event_seq == 2
+
+    monkeypatch.setattr(steps, "_test_hook_after_execution_rows", lambda: None)
     session_step(session_id=SID, client=client)
     retried = list(TelemetryEvent.objects.filter(session__session_id=SID).values_list("event_type", "payload"))
 
@@ -258,7 +275,7 @@ def test_quiet_steps_write_nothing_and_a_restart_from_the_older_checkpoint_catch
     again = SessionCheckpoint.objects.get(session__session_id=SID)
     assert (again.steps, again.offsets, again.data_ts) == (written.steps, written.offsets, written.data_ts)
     assert steps._ENGINES[SID].data_ts == quiet_ts  # ahead of the checkpoint, in memory
-    consumed = json.loads(client.hget(steps.CONSUMED_KEY, SID))
+    consumed = json.loads(client.hget(steps.HEALTH_KEY, SID))["offsets"]
     assert consumed == steps._ENGINES[SID].offsets != written.offsets  # monitoring sees the real position
 
     steps._ENGINES.clear()  # the worker restarts: the next step starts from the older checkpoint

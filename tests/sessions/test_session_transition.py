@@ -23,6 +23,7 @@ PATH_TO = {
     SessionStatus.PAUSED: [SessionAction.START, SessionAction.PAUSE],
     SessionStatus.COMPLETED: [SessionAction.START, SessionAction.STOP],
     SessionStatus.ABORTED: [SessionAction.ABORT],
+    SessionStatus.FAULTED: [SessionAction.START, SessionAction.FAULT],
 }
 LEGAL = [(src, action) for action, (sources, _) in TRANSITIONS.items() for src in sources]
 ILLEGAL = [(src, action) for src in SessionStatus for action in SessionAction if (src, action) not in LEGAL]

@@ -21,7 +21,7 @@ CHECK = """
 import json, pickle
 from ifns_paper import marketbus
 from sessions_app.models import PaperSession, SessionCheckpoint
-from sessions_app.scheduler import redis_client
+from sessions_app.dispatch import redis_client
 from sessions_app.engines import build_engine
 from sessions_app.steps import apply_items, start_entry
 from telemetry_app.models import TelemetryEvent

@@ -28,8 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, command: str, **options) -> None:
         if command == "list":
-            for switch in selectors.kill_switch_list():
-                self.stdout.write(f"{switch.scope:40} {switch.state:9} {switch.actor:20} {switch.reason}")
+            self._list()
             return
         actor = options["actor"] or f"cli:{getpass.getuser()}"
         try:
@@ -39,3 +38,14 @@ class Command(BaseCommand):
             details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.extra.get("errors", {}).items())
             raise CommandError(f"{exc.message}{' (' + details + ')' if details else ''}") from None
         self.stdout.write(self.style.SUCCESS(f"{switch.scope}: {switch.state}"))
+
+    def _list(self) -> None:
+        """Every scope with its own and its effective state (``active`` when never set)."""
+        rows = [("SCOPE", "OWN", "EFFECTIVE", "FROM", "SET BY", "REASON")]
+        for v in selectors.kill_switch_states():
+            rows.append((v.scope, v.state, v.effective, v.effective_scope if v.effective != "active" else "-",
+                         v.actor or "-", v.reason or "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        self.stdout.write("PAPER kill switches (env=paper)")
+        for row in rows:
+            self.stdout.write("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip())

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ifns_paper.config import ConfigError, load_config_dir
-from ifns_paper.engine.lifecycle import SessionAction, SessionStatus
+from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus
 from ifns_paper.exceptions import ApplicationError
-from sessions_app import selectors, services
+from sessions_app import dispatch, selectors, services
 
 
 class Command(BaseCommand):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         register.add_argument("--config-dir", default=None)
         register.add_argument("--reason", default="")
         register.add_argument("--actor", default=None)
-        for action in SessionAction:
+        for action in OPERATOR_ACTIONS:
             move = sub.add_parser(action.value, help=f"{action.value} a session")
             move.add_argument("session_id")
             move.add_argument("--reason", default="")
@@ -68,10 +68,20 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"registered {session.session_id} in {session.lane.name} (scheduled)"))
 
     def _list(self, lane: str | None, status: str | None) -> None:
-        rows = [("SESSION", "LANE", "STATUS", "STRATEGY", "POLICY", "STARTED", "ENDED")]
-        for s in selectors.session_list(lane=lane, status=status):
+        sessions = list(selectors.session_list(lane=lane, status=status))
+        health = selectors.session_health(sessions, client=dispatch.redis_client())
+        rows = [("SESSION", "LANE", "STATUS", "STRATEGY", "POLICY", "STARTED", "ENDED", "STEP LAG", "STEPS/MIN",
+                 "KILL SWITCH", "COOLDOWN", "LAST FAULT")]
+        for s in sessions:
+            h = health[s.session_id]
+            switch = h["kill_switch"]
             rows.append((s.session_id, s.lane.name, s.status, str(s.strategy), s.execution_policy.policy_id,
-                         _ts(s.started_at), _ts(s.ended_at)))
+                         _ts(s.started_at), _ts(s.ended_at),
+                         "-" if h["step_lag_ms"] is None else f"{h['step_lag_ms']:,.0f} ms",
+                         "-" if h["steps_per_min"] is None else str(h["steps_per_min"]),
+                         switch["state"] + (f" ({switch['scope']})" if switch["scope"] else ""),
+                         f"until {h['cooldown']['until'][11:19]}Z" if h["cooldown"]["active"] else "-",
+                         h["last_fault"] or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         self.stdout.write("PAPER sessions (env=paper)")
         for row in rows:

@@ -14,7 +14,7 @@ SIGTERM stops every feed cleanly.
 
 Every publish goes to one capped Redis Stream per feed (``ifns:md:<feed>``)
 and then queues a step for each running session on the feed
-(``sessions_app.scheduler.steps_for_feed``). Feed health is written through
+(``sessions_app.dispatch.steps_for_feed``). Feed health is written through
 ``telemetry_app.services.feed_health_record`` every 5 s and on each status
 change (and mirrored in the Redis hash ``ifns:feed:<feed>``).
 """
@@ -36,7 +36,7 @@ from ifns_paper.feeds.replay import load_replay_file
 from ifns_paper.feeds.runners import BinanceRunner, FeedRunner, ReplayRunner, SyntheticRunner
 from ifns_paper.feeds.supervisor import Backoff, HealthSnapshot, Supervisor, run_feeds
 from ifns_paper.feeds.synthetic import GlitchSpec, SyntheticMarket
-from sessions_app import scheduler
+from sessions_app import dispatch
 from telemetry_app.services import feed_health_record
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Command(BaseCommand):
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         configured = bundle.environment.environment.feeds
-        client = scheduler.redis_client()
+        client = dispatch.redis_client()
         interval_s = interval_ms / 1000
         runners: list[FeedRunner] = []
         for name in dict.fromkeys(feeds):
@@ -119,7 +119,7 @@ class Command(BaseCommand):
 
 
 def _steps_for_feed(feed: str, rows: int) -> None:
-    scheduler.steps_for_feed(feed)
+    dispatch.steps_for_feed(feed)
 
 
 def _record_health(client, snap: HealthSnapshot) -> None:

@@ -1,0 +1,99 @@
+"""Lane policies and risk envelopes (Django admin, API): validated like ``paper.yaml``,
+every change logged."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from pydantic import ValidationError
+
+from ifns_paper.config.loader import lane_policy_problems
+from ifns_paper.config.schema import LanePolicySpec
+from ifns_paper.config.schema import RiskEnvelope as RiskEnvelopeSpec
+from ifns_paper.exceptions import NotFound, ValidationFailed
+from sessions_app.models import Lane, LanePolicy, RegistryEntry, RiskEnvelope
+from sessions_app.services.changelog import changelog_record, plain
+from sessions_app.services.config import policy_values
+
+# --- lane policies and envelopes (Django admin) ----------------------------------------
+
+
+def _errors_of(exc: ValidationError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "__all__"
+        errors.setdefault(key, []).append(err["msg"].removeprefix("Value error, "))
+    return errors
+
+
+def risk_envelope_validate(values: dict) -> RiskEnvelopeSpec:
+    """Validate envelope values with the schema of ``paper.yaml``; raises ``ValidationFailed``."""
+    try:
+        return RiskEnvelopeSpec.model_validate(values)
+    except ValidationError as exc:
+        raise ValidationFailed("invalid risk envelope", _errors_of(exc)) from exc
+
+
+def risk_envelope_update(*, lane: str, values: dict, actor: str, reason: str) -> RiskEnvelope:
+    spec = risk_envelope_validate(values)
+    with transaction.atomic():
+        envelope = RiskEnvelope.objects.select_for_update().filter(lane__name=lane).first()
+        if envelope is None:
+            raise NotFound(f"lane {lane!r} has no risk envelope")
+        new = spec.model_dump()
+        before = {k: plain(getattr(envelope, k)) for k in new}
+        for key, value in new.items():
+            setattr(envelope, key, value)
+        envelope.save()
+        changelog_record(actor=actor, action="risk_envelope_update", target_type="risk_envelope",
+                         target_id=lane, reason=reason, before=before, after=new)
+    return envelope
+
+
+def lane_policy_validate(*, lane: str, values: dict) -> LanePolicySpec:
+    """Validate a lane policy with the schema and cross-checks of ``paper.yaml``."""
+    data = {
+        "allowed_strategies": values.get("allowed_strategies"),
+        "allowed_models": values.get("allowed_models"),
+        "promotion": {
+            "promotes_to": values.get("promotes_to"),
+            "min_days": values.get("min_days"),
+            "min_trades": values.get("min_trades"),
+            "max_breaches": values.get("max_breaches"),
+            "thresholds": values.get("thresholds") or {},
+        },
+        "cooldown": {
+            "max_breaches": values.get("cooldown_max_breaches"),
+            "window_s": values.get("cooldown_window_s"),
+            "duration_s": values.get("cooldown_duration_s"),
+            "max_loss": values.get("cooldown_max_loss"),
+        },
+    }
+    try:
+        spec = LanePolicySpec.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("invalid lane policy", _errors_of(exc)) from exc
+    kinds = dict(RegistryEntry.objects.values_list("registry_id", "kind"))
+    lanes = set(Lane.objects.values_list("name", flat=True))
+    problems = lane_policy_problems(lane, spec, kinds=kinds, lanes=lanes)
+    if problems:
+        errors: dict[str, list[str]] = {}
+        for loc, message in problems:
+            errors.setdefault(".".join(str(p) for p in loc), []).append(message)
+        raise ValidationFailed("invalid lane policy", errors)
+    return spec
+
+
+def lane_policy_update(*, lane: str, values: dict, actor: str, reason: str) -> LanePolicy:
+    spec = lane_policy_validate(lane=lane, values=values)
+    with transaction.atomic():
+        policy = LanePolicy.objects.select_for_update().filter(lane__name=lane).first()
+        if policy is None:
+            raise NotFound(f"lane {lane!r} has no policy")
+        new = policy_values(spec)
+        before = {k: plain(getattr(policy, k)) for k in new}
+        for key, value in new.items():
+            setattr(policy, key, value)
+        policy.save()
+        changelog_record(actor=actor, action="lane_policy_update", target_type="lane_policy",
+                         target_id=lane, reason=reason, before=before, after=new)
+    return policy
