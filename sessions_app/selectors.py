@@ -50,6 +50,16 @@ def lanes_overview() -> QuerySet[Lane]:
     )
 
 
+def lanes_overview_with_health(*, client: redis.Redis | None) -> list[Lane]:
+    """``lanes_overview`` with each session's ``health`` (``session_health``) attached."""
+    lanes = list(lanes_overview())
+    sessions = [s for lane in lanes for s in lane.sessions.all()]
+    health = session_health(sessions, client=client)
+    for s in sessions:
+        s.health = health[s.session_id]
+    return lanes
+
+
 def changelog_for(*, target_type: str, target_id: str, limit: int = 50) -> QuerySet[ChangeLogEntry]:
     return ChangeLogEntry.objects.filter(target_type=target_type, target_id=target_id)[:limit]
 

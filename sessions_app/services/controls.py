@@ -23,6 +23,7 @@ from sessions_app import dispatch
 from sessions_app.models import KillSwitch, Lane, PaperSession, SessionCooldown
 from sessions_app.services.changelog import changelog_record
 from sessions_app.services.events import sessions_events_append
+from sessions_app.services.health import health_broadcast
 from telemetry_app.choices import EventType
 
 _COVERED = (SessionStatus.RUNNING, SessionStatus.PAUSED, SessionStatus.FAULTED)
@@ -78,6 +79,7 @@ def kill_switch_set(*, scope: str, state: str, actor: str, reason: str = "", now
         sessions_events_append(items=[(s, [(EventType.KILL_SWITCH_CHANGE, now, payload)]) for s in locked])
         running = [s.session_id for s in locked if s.status == SessionStatus.RUNNING]
         transaction.on_commit(lambda: [dispatch.step_enqueue(sid) for sid in running])
+        transaction.on_commit(health_broadcast)  # the pages show the switch in force at once
     return switch
 
 

@@ -57,6 +57,44 @@
     set("detail", report.detail);
   }
 
+  // Session health {type: "session_health", session_id, status, step_lag_ms, steps_per_min,
+  // last_step_at, last_fault, kill_switch {state, scope, reason}, cooldown {active, until, reason}},
+  // pushed every second: the same cells the server rendered (templatetags/health.py).
+  function text(tag, cls, content, title) {
+    const el = document.createElement(tag);
+    if (cls) el.className = cls;
+    el.textContent = content;
+    if (title) el.title = title;
+    return el;
+  }
+
+  function applyHealth(h) {
+    const id = CSS.escape(h.session_id);
+    document.querySelectorAll('[data-session="' + id + '"], [data-health-of="' + id + '"]').forEach((row) => {
+      const cell = (role) => row.querySelector('[data-role="' + role + '"]');
+      const put = (role, node) => { const c = cell(role); if (c) c.replaceChildren(node); };
+      const lag = cell("lag");
+      if (lag) lag.textContent = h.step_lag_ms === null ? "\u2014" : Math.round(h.step_lag_ms).toLocaleString("en-US") + " ms";
+      const rate = cell("rate");
+      if (rate) rate.textContent = h.steps_per_min === null ? "\u2014" : h.steps_per_min.toLocaleString("en-US") + "/min";
+      const last = cell("last-step");
+      if (last) last.textContent = h.last_step_at ? h.last_step_at.slice(11, 19) : "\u2014";
+      const sw = h.kill_switch;
+      put("switch", sw.state === "active" ? text("span", "muted", "active")
+        : text("span", "status switch-" + sw.state, sw.state + " \u00b7 " + sw.scope, sw.reason));
+      const cd = h.cooldown;
+      put("cooldown", cd.active ? text("span", "status cooldown-on", "until " + cd.until.slice(11, 19) + "Z", cd.reason)
+        : text("span", "muted", "\u2014"));
+      put("fault", h.last_fault ? text("span", "status fault", h.last_fault.slice(0, 60), h.last_fault + " at " + h.last_fault_at)
+        : text("span", "muted", "\u2014"));
+      const status = cell("status");
+      if (status && status.textContent !== h.status) {
+        status.textContent = h.status;
+        status.className = "status status-" + h.status;
+      }
+    });
+  }
+
   function connect(path, attempt) {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + path);
@@ -68,6 +106,7 @@
       const event = JSON.parse(msg.data);
       if (event.type === "paper_session_state_change") applyStateChange(event);
       if (event.type === "feed_health") applyFeedHealth(event);
+      if (event.type === "session_health") applyHealth(event);
       document.dispatchEvent(new CustomEvent("ifns:event", { detail: event }));
     };
     socket.onclose = () => {

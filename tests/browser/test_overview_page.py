@@ -57,3 +57,24 @@ def test_feed_health_reports_reach_the_overview_live(served_app, page):
 
     expect(row_status).to_have_text("stopped", timeout=10_000)
     expect(page.locator('tr[data-feed="synthetic_crypto"]')).to_contain_text("synthetic_crypto")
+
+
+def test_a_halted_lane_switch_shows_on_the_overview_rows_live(served_app, page, tmp_path):
+    page.goto(served_app.url + "/")
+    expect(page.locator("#live-status")).to_have_text("live: connected")
+    served_app.manage("paper_session", "start", "research_crypto_trend", "--reason", "browser test")
+    switch = page.locator('tr[data-session="research_crypto_trend"] [data-role="switch"]')
+    expect(switch).to_have_text("active")
+    page.evaluate("window.__not_reloaded = true")
+
+    served_app.manage("paper_killswitch", "set", "lane:paper_research", "halted", "--reason", "feed trouble")
+
+    # the row of a session of that lane says so, with where the halt comes from and why
+    expect(switch).to_have_text("halted · lane:paper_research", timeout=5000)
+    expect(switch.locator("span")).to_have_attribute("title", "feed trouble")
+    # a session of the other lane is not affected
+    expect(page.locator('tr[data-session="gatecheck_fx_momentum_v12"] [data-role="switch"]')).to_have_text("active")
+    assert page.evaluate("window.__not_reloaded") is True
+    page.screenshot(path=str(tmp_path / "overview-halted.png"), full_page=True)
+    served_app.manage("paper_killswitch", "set", "lane:paper_research", "active", "--reason", "resolved")
+    expect(switch).to_have_text("active", timeout=5000)

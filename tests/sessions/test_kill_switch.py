@@ -16,7 +16,7 @@ def test_a_lane_switch_reaches_the_lanes_live_sessions_once(loaded, django_captu
     session_transition(session_id="research_crypto_trend", action="pause", actor="t")
     with django_capture_on_commit_callbacks(execute=False) as hooks:
         kill_switch_set(scope="lane:paper_research", state="halted", actor="cli:ops", reason="feed trouble")
-    assert len(hooks) == 1 + 1  # one live push of both sessions' events, then the steps are queued
+    assert len(hooks) == 1 + 1 + 1  # one live push of both sessions' events, the steps queued, health pushed
     assert KillSwitch.objects.get(scope="lane:paper_research").state == "halted"
     events = TelemetryEvent.objects.filter(event_type="kill_switch_change")
     assert sorted(e.session.session_id for e in events) == ["research_crypto_trend", "research_fx_momentum_v13"]
