@@ -48,7 +48,7 @@ def build_setup(
     routes: dict[str, dict],
     policy_id: str,
     policy: dict,
-    models: Iterable[tuple[str, str, float]],
+    models: Iterable[tuple[str, str, float] | tuple[str, str, float, str]],
     sizing: dict,
     initial_portfolio: dict,
     cooldown: Mapping | None = None,
@@ -70,7 +70,8 @@ def build_setup(
                      for p in initial_portfolio["positions"]}
     return SessionSetup(
         session_id=session_id, lane=lane, strategy_id=strategy_id,
-        models=[(build_model(rid, version), weight) for rid, version, weight in models],
+        models=[(build_model(m[0], m[1], callable_path=(m[3] if len(m) > 3 else "") or None), m[2])
+                for m in models],
         limits=limits, policy=ExecutionPolicy.from_mapping(policy_id, policy), routes=routes_from_mapping(routes),
         vol_target=float(sizing.get("vol_target", 1e-4)), budget_fraction=float(sizing.get("budget_fraction", 0.25)),
         lot_sizes={k: float(v) for k, v in (sizing.get("lot_sizes") or {}).items()},
@@ -85,6 +86,7 @@ def setup_from_bundle(bundle, session_id: str) -> SessionSetup:
     """The setup of a session defined in a validated config bundle (``ifns_paper.config``)."""
     _, definition = bundle.sessions[session_id]
     lane = bundle.environment.lanes[definition.lane]
+    implementations = {(e.registry_id, e.version): e.implementation for e in bundle.registry.entries}
     portfolio = definition.start.portfolio
     if isinstance(portfolio, str):
         initial = {"kind": "flat"}
@@ -98,7 +100,8 @@ def setup_from_bundle(bundle, session_id: str) -> SessionSetup:
         strategy_id=f"{definition.strategy.registry_id}@{definition.strategy.version}",
         capital=float(lane.capital.amount), envelope=lane.risk_envelope.model_dump(mode="json"), routes=routes,
         policy_id=definition.execution_policy, policy=policy,
-        models=[(m.registry_id, m.version, m.weight) for m in definition.models],
+        models=[(m.registry_id, m.version, m.weight, implementations.get((m.registry_id, m.version), ""))
+                for m in definition.models],
         sizing=definition.sizing.model_dump(mode="json"), initial_portfolio=initial,
         cooldown=lane.cooldown.model_dump(mode="json"),
     )

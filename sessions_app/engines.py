@@ -22,7 +22,7 @@ def build_engine(session: PaperSession) -> SessionEngine:
     routes = route_configs(route_ids=[row.route.route_id])
     policy = {"order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
               "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps}
-    models = [(link.entry.registry_id, link.entry.version, link.weight)
+    models = [(link.entry.registry_id, link.entry.version, link.weight, link.entry.implementation)
               for link in session.model_links.select_related("entry")]
     return SessionEngine(build_setup(
         session_id=session.session_id, lane=lane.name, strategy_id=str(session.strategy),

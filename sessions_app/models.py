@@ -100,6 +100,8 @@ class RegistryEntry(TimeStamped):
     version = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=RegistryStatus.choices)
     description = models.TextField(blank=True)
+    implementation = models.CharField(
+        max_length=200, blank=True, help_text="a model's code, 'package.module:function'; empty: built in")
 
     class Meta:
         ordering = ["registry_id", "version"]

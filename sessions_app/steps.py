@@ -49,7 +49,7 @@ import time
 import zlib
 from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
@@ -98,8 +98,12 @@ _MARKS_WRITTEN: dict[str, float] = {}  # session id -> monotonic time of the las
 _STEP_TIMES: dict[str, deque[float]] = defaultdict(deque)  # session id -> monotonic times of its last steps
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ns_to_datetime(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    """Epoch nanoseconds → an aware datetime, truncated to the microsecond exactly (no float)."""
+    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
 
 
 def _checkpoint_period_s(session_id: str) -> float:

@@ -38,6 +38,7 @@ from ifns_paper.config.schema import (
     RoutesFile,
     SessionDefinition,
 )
+from ifns_paper.engine.msi import load_callable
 
 ENVIRONMENT_FILE = Path("environments/paper.yaml")
 REGISTRY_FILE = Path("registry/models.yaml")
@@ -308,6 +309,19 @@ def _check_references(
         return ", ".join(sorted(names)) or "none"
 
     carried = _check_feeds(feeds, env_doc, problem)
+
+    # Registry: a model's own code must import and be callable; strategies have no code here.
+    registry_doc = docs.get(REGISTRY_FILE)
+    for i, entry in enumerate(bundle.registry.entries):
+        if not entry.implementation or registry_doc is None:
+            continue
+        if entry.kind != "model":
+            problem(registry_doc, ("entries", i, "implementation"), "only models have an implementation")
+            continue
+        try:
+            load_callable(entry.implementation)
+        except ValueError as exc:
+            problem(registry_doc, ("entries", i, "implementation"), str(exc))
 
     # Lanes: promotion targets and the registry entries they allow.
     for name, lane in lanes.items():

@@ -221,6 +221,9 @@ class RegistryEntry(Strict):
     version: Version
     status: Literal["candidate", "research", "gatecheck", "live_canary", "live", "retired"]
     description: str = ""
+    # A model's code: "package.module:function" (f(frame) -> signal per row in [-1, 1]); empty:
+    # a built-in model of that registry id (ifns_paper.engine.msi.BUILTIN_MODELS).
+    implementation: str = Field(default="", pattern=r"^$|^[A-Za-z_][\w.]*[:.][A-Za-z_]\w*$")
 
 
 class RegistryFile(Strict):

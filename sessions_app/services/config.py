@@ -93,7 +93,8 @@ def config_apply(*, bundle: ConfigBundle, actor: str, reason: str = "load shippe
     with transaction.atomic():
         for entry in bundle.registry.entries:
             upsert(RegistryEntry, {"registry_id": entry.registry_id, "version": entry.version},
-                   {"kind": entry.kind, "status": entry.status, "description": entry.description},
+                   {"kind": entry.kind, "status": entry.status, "description": entry.description,
+                    "implementation": entry.implementation},
                    target_type="registry_entry", target_id=f"{entry.registry_id}@{entry.version}")
         changes, unchanged = execution_config_apply(routes=bundle.routes.routes,
                                                     policies=bundle.policies.policies, plain=plain)

@@ -1,115 +1,78 @@
-"""Real Celery worker processes, a real feed process, real Redis: SIGKILL the worker in
-the middle of a session, restart it, and check nothing was lost or duplicated by
-comparing the database with an uninterrupted replay of the same stream."""
+"""Real Celery worker processes, real feed processes, real Redis (and PostgreSQL in CI): kill
+the step worker in the middle of a step — deterministically, after the step inserted its orders
+and fills and before it wrote events and checkpoints — and with SIGKILL at a random point,
+restart it, and check nothing was lost or duplicated: for sessions on three execution policies
+(immediate, twap_5m, passive_limit), what the database holds is what an uninterrupted replay of
+the consumed stream makes, positions included."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import ROOT, redis_url_with_db
+from tests.system.procs import REPLAY_CHECK, feed, manage, replay_differences, shell_json, stop, system_env, worker
 
-SID = "research_fx_momentum_v13"
-
-CHECK = """
-import json, pickle
-from ifns_paper import marketbus
-from sessions_app.models import PaperSession, SessionCheckpoint
-from sessions_app.dispatch import redis_client
-from sessions_app.engines import build_engine
-from sessions_app.steps import apply_items, start_entry
-from telemetry_app.models import TelemetryEvent
-from broker_app.models import PaperFill, PaperPosition
-session = PaperSession.objects.get(session_id="%(sid)s")
-cp = SessionCheckpoint.objects.get(session=session)
-engine = build_engine(session)
-key = marketbus.stream_key(session.feed)
-first, last = start_entry(session), cp.offsets[key]
-n = len(redis_client().xrange(key, first, last))  # only what the steps consumed, clocks included
-read = marketbus.read(redis_client(), key, set(session.symbols), start=first, count=n)
-replayed, _, _ = apply_items(engine, read.batches, 0)
-stored = list(TelemetryEvent.objects.filter(session=session).exclude(event_type="paper_session_state_change")
-              .order_by("sequence").values_list("event_type", "payload"))
-fills = PaperFill.objects.filter(session=session)
-print(json.dumps({
-    "steps": cp.steps, "stored": len(stored), "replayed": len(replayed),
-    "same": stored == [(r.type, r.payload) for r in replayed],
-    "fills": fills.count(), "unique_fills": fills.values("fill_id").distinct().count(),
-    "position": {p.symbol: p.quantity for p in PaperPosition.objects.filter(session=session)},
-    "replayed_position": {s: p.quantity for s, p in engine.ledger.positions.items()},
-}))
-"""
+SESSIONS = ("research_fx_momentum_v13", "gatecheck_fx_momentum_v12", "research_crypto_trend")
+STEPS = ("import json\nfrom sessions_app.models import SessionCheckpoint as C\n"
+         "print(json.dumps({c.session.session_id: c.steps for c in C.objects.select_related('session')}))")
 
 
-def _env(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    return env | {"DATABASE_URL": f"sqlite:///{tmp_path / 'crash.sqlite3'}", "IFNS_DATA_DIR": str(tmp_path / "data"),
-                  "REDIS_URL": redis_url_with_db(13), "DJANGO_SETTINGS_MODULE": "ifns_paper.settings.local"}
-
-
-def _manage(env, *args):
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                          capture_output=True, text=True).stdout
-
-
-def _worker(env):
-    # Both step queues and the default one in one prefork worker: engines move between its two
-    # processes, which the steps must survive too (the cache is checked against the checkpoint).
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "ifns_paper.celery", "worker", "-c", "2",
-                             "--queues", "celery,steps.0,steps.1",
-                             "--loglevel", "WARNING", "--hostname", "crash@%h"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def _steps(env) -> int:
-    out = _manage(env, "shell", "-c", "from sessions_app.models import SessionCheckpoint as C;"
-                  f"c=C.objects.filter(session__session_id='{SID}').first(); print(c.steps if c else 0)")
-    return int(out.strip().splitlines()[-1])
+def _wait_steps(env, at_least: dict, proc, log, timeout=90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        steps = shell_json(env, STEPS)
+        if all(steps.get(sid, 0) >= n for sid, n in at_least.items()):
+            return steps
+        assert time.monotonic() < deadline, f"no progress: {steps} (wanted {at_least})"
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
 
 
 @pytest.mark.slow
-def test_sigkill_of_the_worker_loses_and_duplicates_nothing(tmp_path):
-    import redis
+def test_a_worker_killed_mid_step_loses_and_duplicates_nothing(tmp_path):
+    die = tmp_path / "die-now"
+    with system_env(tmp_path, redis_db=13, IFNS_TEST_STEP_DIE_FILE=str(die)) as env:
+        manage(env, "ifns_setup", "--no-demo-user")
+        for sid in SESSIONS:
+            manage(env, "paper_session", "start", sid)
+        log = tmp_path / "worker.log"
+        queues = "celery,steps.0,steps.1"
+        market = feed(env, "synthetic_fx", "synthetic_crypto", log=tmp_path / "feed.log")
+        steps = worker(env, queues, log, name="crash")
+        try:
+            seen = _wait_steps(env, dict.fromkeys(SESSIONS, 3), steps, log)
 
-    env = _env(tmp_path)
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    _manage(env, "ifns_setup", "--no-demo-user")
-    _manage(env, "paper_session", "start", SID)
-    feed = subprocess.Popen([sys.executable, "manage.py", "paper_feed", "synthetic_fx", "--interval-ms", "50"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    worker = _worker(env)
-    try:
-        deadline = time.monotonic() + 60
-        while _steps(env) < 5:
-            assert time.monotonic() < deadline, "the worker made no steps"
-            time.sleep(0.5)
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool processes, mid-session
-        worker.wait()
-        killed_at = _steps(env)
-        time.sleep(2)  # the feed goes on publishing while no worker runs
-        worker = _worker(env)
-        deadline = time.monotonic() + 60
-        while _steps(env) < killed_at + 5:
-            assert time.monotonic() < deadline, "the restarted worker made no steps"
-            time.sleep(0.5)
-        os.killpg(feed.pid, signal.SIGTERM)
-        feed.wait(10)
-        time.sleep(3)  # the last queued steps drain
-    finally:
-        for proc in (feed, worker):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    result = json.loads(_manage(env, "shell", "-c", CHECK % {"sid": SID}).strip().splitlines()[-1])
-    assert result["steps"] >= killed_at + 5
-    assert result["stored"] > 0 and result["same"], result
-    assert result["fills"] == result["unique_fills"] > 0
-    for symbol, qty in result["replayed_position"].items():
-        assert result["position"].get(symbol, 0.0) == pytest.approx(qty)
+            # 1. the worker dies inside a step, after its first inserts, before its commit
+            die.touch()
+            deadline = time.monotonic() + 60
+            while steps.poll() is None:
+                assert time.monotonic() < deadline, "the worker never reached the hook"
+                time.sleep(0.2)
+            assert steps.returncode == -signal.SIGKILL and not die.exists()
+            time.sleep(2)  # the feeds go on publishing while no worker runs
+            steps = worker(env, queues, log, name="crash")
+            seen = _wait_steps(env, {sid: n + 3 for sid, n in seen.items()}, steps, log)
+
+            # 2. and once more at a random point, with SIGKILL from outside
+            os.killpg(steps.pid, signal.SIGKILL)
+            steps.wait()
+            time.sleep(2)
+            steps = worker(env, queues, log, name="crash")
+            _wait_steps(env, {sid: n + 3 for sid, n in seen.items()}, steps, log)
+            stop(market)
+            time.sleep(3)  # the last queued steps drain
+        finally:
+            stop(market, steps)
+        result = shell_json(env, REPLAY_CHECK % {"sids": list(SESSIONS)})
+
+    for sid in SESSIONS:
+        r = result[sid]
+        assert r["gapless"] and r["stored"] > 0, sid
+        assert replay_differences(r["stored_events"], r["replayed_events"]) == [], sid
+        assert r["fills"] == r["replayed_fills"], sid
+        for symbol, qty in r["replayed_position"].items():
+            assert r["position"].get(symbol, 0.0) == pytest.approx(qty, abs=1e-9), (sid, symbol)
+    assert sum(result[sid]["fills"] for sid in SESSIONS) > 0
