@@ -12,7 +12,16 @@ import time
 import pytest
 
 from tests.conftest import SHIPPED_CONFIG
-from tests.system.procs import REPLAY_CHECK, feed, manage, replay_differences, shell_json, stop, system_env, worker
+from tests.system.procs import (
+    REPLAY_CHECK,
+    feed,
+    manage,
+    replay_differences,
+    shell_json,
+    stop,
+    system_env,
+    worker,
+)
 
 POISON = "research_fx_poison"
 HEALTHY = ("research_fx_momentum_v13", "gatecheck_fx_momentum_v12")  # synthetic_fx, like the poisoned one

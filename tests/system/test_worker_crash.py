@@ -13,7 +13,16 @@ import time
 
 import pytest
 
-from tests.system.procs import REPLAY_CHECK, feed, manage, replay_differences, shell_json, stop, system_env, worker
+from tests.system.procs import (
+    REPLAY_CHECK,
+    feed,
+    manage,
+    replay_differences,
+    shell_json,
+    stop,
+    system_env,
+    worker,
+)
 
 SESSIONS = ("research_fx_momentum_v13", "gatecheck_fx_momentum_v12", "research_crypto_trend")
 STEPS = ("import json\nfrom sessions_app.models import SessionCheckpoint as C\n"
