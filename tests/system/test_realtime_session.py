@@ -5,17 +5,13 @@ appears, consistent with the orders, fills and positions."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import ROOT, SHIPPED_CONFIG
-from tests.system.test_worker_crash import _env, _manage, _worker
+from tests.conftest import SHIPPED_CONFIG
+from tests.system.procs import feed, manage, shell_json, stop, system_env, worker
 
 SID = "research_fx_momentum_v13"
 ALL_TYPES = {"msi_proposal", "dra_decision", "order_submitted", "order_filled", "order_rejected", "risk_breach",
@@ -48,8 +44,6 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_a_session_trades_in_real_time_and_emits_every_event_type(tmp_path):
-    import redis
-
     # A research lane with tight limits (breaches, then a cooldown) and a chaotic route (rejections).
     config = tmp_path / "config"
     shutil.copytree(SHIPPED_CONFIG, config)
@@ -62,28 +56,22 @@ def test_a_session_trades_in_real_time_and_emits_every_event_type(tmp_path):
     routes.write_text(routes.read_text().replace('"reject_probability": 0.05', '"reject_probability": 0.3')
                       .replace('"weekdays": ["mon", "tue", "wed", "thu", "fri"]',
                                '"weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'))
-    env = _env(tmp_path) | {"IFNS_CONFIG_DIR": str(config)}
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    _manage(env, "ifns_setup", "--no-demo-user")
-    _manage(env, "paper_session", "start", SID, "--reason", "e2e")
-    feed = subprocess.Popen([sys.executable, "manage.py", "paper_feed", "synthetic_fx"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    worker = _worker(env)
-    try:
-        time.sleep(10)
-        _manage(env, "paper_killswitch", "set", f"session:{SID}", "reducing", "--reason", "e2e check")
-        time.sleep(4)
-        _manage(env, "paper_killswitch", "set", f"session:{SID}", "active", "--reason", "e2e check over")
-        time.sleep(6)
-        os.killpg(feed.pid, signal.SIGTERM)
-        feed.wait(10)
-        time.sleep(2)
-    finally:
-        for proc in (feed, worker):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    report = json.loads(_manage(env, "shell", "-c", REPORT % {"sid": SID}).strip().splitlines()[-1])
+    with system_env(tmp_path, redis_db=13, IFNS_CONFIG_DIR=str(config)) as env:
+        manage(env, "ifns_setup", "--no-demo-user")
+        manage(env, "paper_session", "start", SID, "--reason", "e2e")
+        market = feed(env, "synthetic_fx", log=tmp_path / "feed.log", interval_ms=20)
+        steps = worker(env, "celery,steps.0,steps.1", tmp_path / "worker.log", name="e2e", concurrency=2)
+        try:
+            time.sleep(10)
+            manage(env, "paper_killswitch", "set", f"session:{SID}", "reducing", "--reason", "e2e check")
+            time.sleep(4)
+            manage(env, "paper_killswitch", "set", f"session:{SID}", "active", "--reason", "e2e check over")
+            time.sleep(6)
+            stop(market)
+            time.sleep(2)
+        finally:
+            stop(market, steps)
+        report = shell_json(env, REPORT % {"sid": SID})
     assert set(report["types"]) >= ALL_TYPES, report["types"]
     assert report["labels"] == [["paper", "paper_research"]]
     for symbol, qty in report["net"].items():
