@@ -26,6 +26,7 @@ from sessions_app.models import (
     SessionCooldown,
     SessionModel,
 )
+from sessions_app.services.controls import kill_switch_validate
 
 ENVELOPE_FIELDS = [
     "max_order_notional",
@@ -224,7 +225,15 @@ class KillSwitchForm(_ReasonForm):
         data = super().clean()
         if self.instance.pk:
             data["scope"] = self.instance.scope  # the scope of an existing switch does not change
+        if not self.errors:
+            try:
+                kill_switch_validate(scope=data.get("scope", ""), state=data.get("state", ""))
+            except services.ValidationFailed as exc:
+                self._raise_service_errors(exc)
         return data
+
+    def validate_unique(self) -> None:
+        """An existing scope is changed through the service (not refused as a duplicate)."""
 
 
 @admin.register(KillSwitch)

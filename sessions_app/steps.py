@@ -484,11 +484,19 @@ def _write(plans: list[_Plan]) -> None:
 
 
 def _test_hook_after_execution_rows() -> None:
-    """Tests only (``IFNS_TEST_STEP_DIE_FILE``): once the file exists, the worker kills itself
-    right here — orders and fills inserted, events and checkpoints not yet, nothing committed."""
-    marker = getattr(settings, "IFNS_TEST_STEP_DIE_FILE", "")
-    if marker and os.path.exists(marker):
-        os.unlink(marker)
+    """Tests only (``IFNS_TEST_STEP_HOOK_FILE``): once that file exists, the step does what it
+    says right here — orders and fills inserted, events and checkpoints not yet, nothing
+    committed: ``die`` (SIGKILL this worker) or ``pause <seconds>`` (writes ``<file>.paused``
+    first, so a test knows the step holds its transaction open)."""
+    path = getattr(settings, "IFNS_TEST_STEP_HOOK_FILE", "")
+    if not path or not os.path.exists(path):
+        return
+    command = open(path).read().split()  # noqa: SIM115 - read once, then the file goes
+    os.unlink(path)
+    if command[:1] == ["pause"]:
+        open(path + ".paused", "w").close()  # noqa: SIM115
+        time.sleep(float(command[1]))
+    else:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -145,9 +145,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 # same one (crc32 of its id), and each queue is consumed by one solo worker that keeps its
 # sessions' engines in memory (Procfile: steps0, steps1, ...).
 IFNS_STEP_SHARDS = env_int("IFNS_STEP_SHARDS", 2, minimum=1)
-# Tests only: when this file exists, a step worker SIGKILLs itself after inserting a step's
-# orders and fills and before its events and checkpoints (sessions_app.steps). Empty: off.
-IFNS_TEST_STEP_DIE_FILE = env_str("IFNS_TEST_STEP_DIE_FILE", "")
+# Tests only: when this file exists, a step worker dies ("die") or holds its transaction open
+# ("pause <s>") after inserting a step's orders and fills, before its events and checkpoints
+# (sessions_app.steps._test_hook_after_execution_rows). Empty: off.
+IFNS_TEST_STEP_HOOK_FILE = env_str("IFNS_TEST_STEP_HOOK_FILE", "")
 CELERY_BEAT_SCHEDULE = {
     "sessions-tick": {
         "task": "sessions_app.tasks.sessions_tick",

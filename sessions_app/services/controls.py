@@ -52,6 +52,25 @@ def kill_switch_set(*, scope: str, state: str, actor: str, reason: str = "", now
     event in every running, paused or faulted session it covers. The running ones get a
     step right after commit, so HALTED cancels working orders and stops new risk within
     one step. Raises ``ValidationFailed`` naming ``state`` or ``scope``."""
+    new_state, sessions = kill_switch_validate(scope=scope, state=state)
+    now = now or timezone.now()
+    with transaction.atomic():
+        switch, before = _switch_write(scope=scope, state=new_state, actor=actor, reason=reason)
+        if before == new_state.value:
+            return switch
+        locked = list(sessions.select_for_update(of=("self",)).select_related("lane").order_by("session_id"))
+        payload = {"scope": scope, "from": before, "to": new_state.value, "actor": actor, "reason": reason}
+        sessions_events_append(items=[(s, [(EventType.KILL_SWITCH_CHANGE, now, payload)]) for s in locked])
+        running = [s.session_id for s in locked if s.status == SessionStatus.RUNNING]
+        transaction.on_commit(lambda: [dispatch.step_enqueue(sid) for sid in running])
+        transaction.on_commit(health_broadcast)  # the pages show the switch in force at once
+    return switch
+
+
+def kill_switch_validate(*, scope: str, state: str):
+    """The state, and the live sessions the scope covers; ``ValidationFailed`` naming
+    ``state`` or ``scope`` when they are not a switch state / an existing global, lane or
+    session scope. Used by ``kill_switch_set`` and by forms before they save."""
     try:
         new_state = SwitchState(state)
     except ValueError:
@@ -69,18 +88,7 @@ def kill_switch_set(*, scope: str, state: str, actor: str, reason: str = "", now
         raise ValidationFailed(f"unknown kill switch scope {scope!r}",
                                {"scope": ["expected 'global', 'lane:<lane name>' or 'session:<session id>' "
                                           "naming an existing lane or session"]})
-    now = now or timezone.now()
-    with transaction.atomic():
-        switch, before = _switch_write(scope=scope, state=new_state, actor=actor, reason=reason)
-        if before == new_state.value:
-            return switch
-        locked = list(sessions.select_for_update(of=("self",)).select_related("lane").order_by("session_id"))
-        payload = {"scope": scope, "from": before, "to": new_state.value, "actor": actor, "reason": reason}
-        sessions_events_append(items=[(s, [(EventType.KILL_SWITCH_CHANGE, now, payload)]) for s in locked])
-        running = [s.session_id for s in locked if s.status == SessionStatus.RUNNING]
-        transaction.on_commit(lambda: [dispatch.step_enqueue(sid) for sid in running])
-        transaction.on_commit(health_broadcast)  # the pages show the switch in force at once
-    return switch
+    return new_state, sessions
 
 
 def kill_switch_record_automatic(*, scope: str, state: str, actor: str, reason: str) -> None:

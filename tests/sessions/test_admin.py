@@ -415,3 +415,55 @@ def test_illegal_session_action_reports_an_error_and_writes_nothing(admin_client
     assert any("cannot resume" in m for m in messages), messages
     assert PaperSession.objects.get(session_id=SID).status == "scheduled"
     assert (TelemetryEvent.objects.count(), ChangeLogEntry.objects.count()) == (n_events, n_changes)
+
+
+# --- kill switches and cooldowns -----------------------------------------------------------
+
+
+def test_a_kill_switch_set_in_the_admin_goes_through_the_service_with_its_reason(admin_client):
+    from sessions_app.models import KillSwitch
+
+    # given a running session of the lane
+    admin_client.post("/admin/sessions_app/papersession/", {"action": "session_start", "_selected_action":
+                                                            [PaperSession.objects.get(session_id=SID).pk]})
+    # when an admin adds a lane switch, halted, with a reason
+    response = admin_client.post("/admin/sessions_app/killswitch/add/", {
+        "scope": "lane:paper_research", "state": "halted", "change_reason": "venue outage", "_save": "Save"})
+    # then it is stored, logged with the admin as actor, and the lane's live session got the event
+    assert response.status_code == 302, _form_errors(response)
+    switch = KillSwitch.objects.get(scope="lane:paper_research")
+    assert (switch.state, switch.actor, switch.reason) == ("halted", "admin:ada_admin", "venue outage")
+    change = ChangeLogEntry.objects.get(action="kill_switch_set")
+    assert (change.actor, change.reason, change.before, change.after) == (
+        "admin:ada_admin", "venue outage", {"state": "active"}, {"state": "halted"})
+    event = TelemetryEvent.objects.get(session__session_id=SID, event_type="kill_switch_change")
+    assert event.payload["to"] == "halted" and event.payload["actor"] == "admin:ada_admin"
+    # and the list shows it
+    assert "venue outage" in admin_client.get("/admin/sessions_app/killswitch/").content.decode()
+
+    # changing it back needs a reason too; the scope stays what it was
+    url = f"/admin/sessions_app/killswitch/{switch.pk}/change/"
+    no_reason = admin_client.post(url, {"state": "active", "_save": "Save"})
+    assert no_reason.status_code == 200 and "change_reason" in _form_errors(no_reason)
+    assert KillSwitch.objects.get(pk=switch.pk).state == "halted"
+    admin_client.post(url, {"state": "active", "change_reason": "venue back", "_save": "Save"})
+    assert KillSwitch.objects.get(pk=switch.pk).state == "active"
+    assert ChangeLogEntry.objects.filter(action="kill_switch_set").count() == 2
+    # a switch is never deleted (set it back to active: the change is logged)
+    assert admin_client.post(f"/admin/sessions_app/killswitch/{switch.pk}/delete/", {"post": "yes"}
+                             ).status_code == 403
+
+
+def test_a_kill_switch_on_an_unknown_scope_is_refused_in_the_admin(admin_client):
+    from sessions_app.models import KillSwitch
+
+    response = admin_client.post("/admin/sessions_app/killswitch/add/", {
+        "scope": "lane:nowhere", "state": "halted", "change_reason": "typo", "_save": "Save"})
+    assert response.status_code == 200  # the form again, with the error on the field
+    assert "expected 'global', 'lane:<lane name>'" in " ".join(_form_errors(response)["scope"])
+    assert not KillSwitch.objects.exists() and not ChangeLogEntry.objects.filter(action="kill_switch_set").exists()
+
+
+def test_cooldowns_are_listed_read_only(admin_client):
+    assert admin_client.get("/admin/sessions_app/sessioncooldown/").status_code == 200
+    assert admin_client.get("/admin/sessions_app/sessioncooldown/add/").status_code == 403

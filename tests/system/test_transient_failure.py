@@ -40,7 +40,8 @@ def _terminate(url: str, application_name: str) -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(not on_postgresql(), reason="terminates PostgreSQL backends; CI runs it on PostgreSQL")
 def test_a_lost_database_connection_is_retried_after_a_backoff_and_loses_nothing(tmp_path):
-    with system_env(tmp_path, redis_db=15, IFNS_STEP_SHARDS="1") as env:
+    hook = tmp_path / "step-hook"
+    with system_env(tmp_path, redis_db=15, IFNS_STEP_SHARDS="1", IFNS_TEST_STEP_HOOK_FILE=str(hook)) as env:
         manage(env, "ifns_setup", "--no-demo-user")
         for sid in SESSIONS:
             manage(env, "paper_session", "start", sid)
@@ -53,12 +54,18 @@ def test_a_lost_database_connection_is_retried_after_a_backoff_and_loses_nothing
             while min((state := shell_json(env, STATE))["steps"].get(s, 0) for s in SESSIONS) < 5:
                 assert time.monotonic() < deadline, state
                 time.sleep(0.5)
-            # the outage: the worker's connection is cut three times, mid-run
-            killed = 0
-            for _ in range(3):
-                killed += _terminate(env["DATABASE_URL"], "ifns_test_steps")
-                time.sleep(1.0)
+            # the outage: the worker's connection is cut while a step holds its transaction open
+            # (orders and fills inserted, not committed), then twice more at random points
+            hook.write_text("pause 3")
+            deadline = time.monotonic() + 30
+            while not (tmp_path / "step-hook.paused").exists():
+                assert time.monotonic() < deadline, "no step reached the hook"
+                time.sleep(0.05)
+            killed = _terminate(env["DATABASE_URL"], "ifns_test_steps")
             assert killed >= 1, "the step worker had no connection to cut"
+            for _ in range(2):
+                time.sleep(1.0)
+                _terminate(env["DATABASE_URL"], "ifns_test_steps")
             before = state["steps"]
             deadline = time.monotonic() + 60
             while min((state := shell_json(env, STATE))["steps"].get(s, 0) - before[s] for s in SESSIONS) < 5:

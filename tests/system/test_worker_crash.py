@@ -43,7 +43,7 @@ def _wait_steps(env, at_least: dict, proc, log, timeout=90) -> dict:
 @pytest.mark.slow
 def test_a_worker_killed_mid_step_loses_and_duplicates_nothing(tmp_path):
     die = tmp_path / "die-now"
-    with system_env(tmp_path, redis_db=13, IFNS_TEST_STEP_DIE_FILE=str(die)) as env:
+    with system_env(tmp_path, redis_db=13, IFNS_TEST_STEP_HOOK_FILE=str(die)) as env:
         manage(env, "ifns_setup", "--no-demo-user")
         for sid in SESSIONS:
             manage(env, "paper_session", "start", sid)
@@ -55,7 +55,7 @@ def test_a_worker_killed_mid_step_loses_and_duplicates_nothing(tmp_path):
             seen = _wait_steps(env, dict.fromkeys(SESSIONS, 3), steps, log)
 
             # 1. the worker dies inside a step, after its first inserts, before its commit
-            die.touch()
+            die.write_text("die")
             deadline = time.monotonic() + 60
             while steps.poll() is None:
                 assert time.monotonic() < deadline, "the worker never reached the hook"
