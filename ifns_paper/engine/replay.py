@@ -106,6 +106,12 @@ class ReplayDriver:
         self._actions: list[tuple[int, int, ScheduledOrder | ScheduledCancel]] = []
         self._n = 0
 
+    def __setstate__(self, state: dict) -> None:
+        """Drivers pickled by older versions get the attributes added since."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("on_send", None)
+        self.__dict__.setdefault("keep_slippage", True)
+
     def schedule(self, items: Iterable[ScheduledOrder | ScheduledCancel]) -> None:
         for item in items:
             heapq.heappush(self._actions, (item.ts, self._n, item))

@@ -107,6 +107,8 @@ class SessionEngine:
         """Engines checkpointed before the equity grid existed start it at their next data."""
         self.__dict__.update(state)
         self.__dict__.setdefault("_next_sample", None)
+        if getattr(self.driver, "on_send", None) is None:  # drivers pickled before sends were counted
+            self.driver.on_send, self.driver.keep_slippage = self._on_send, False
 
     # --- feeding ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from ifns_paper.engine.controls import SwitchState
+
 _DASH = mark_safe('<span class="muted">—</span>')
 
 register = template.Library()
@@ -26,7 +28,7 @@ def per_min(value) -> str:
 def switch_badge(health) -> SafeString:
     """The kill switch in force: ``active`` quietly, otherwise the state and where it comes from."""
     sw = health["kill_switch"]
-    if sw["state"] == "active":
+    if sw["state"] == SwitchState.ACTIVE:
         return mark_safe('<span class="muted">active</span>')
     return format_html('<span class="status switch-{}" title="{}">{} · {}</span>', sw["state"], sw["reason"],
                        sw["state"], sw["scope"])

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from ifns_paper.engine.lifecycle import SessionStatus
 from sessions_app.models import PaperSession
 from sessions_app.services import session_transition
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         self.stdout.write("database migrated")
         call_command("paper_config", "load", stdout=self.stdout, stderr=self.stderr)
         if start_demo:
-            for session in PaperSession.objects.filter(status="scheduled"):
+            for session in PaperSession.objects.filter(status=SessionStatus.SCHEDULED):
                 if "demo" in session.tags:
                     session_transition(session_id=session.session_id, action="start", actor="make-run",
                                        reason="demo session started by make run")

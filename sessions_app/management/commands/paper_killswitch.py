@@ -10,6 +10,7 @@ import getpass
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ifns_paper.engine.controls import SwitchState
 from ifns_paper.exceptions import ApplicationError
 from sessions_app import selectors, services
 
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         """Every scope with its own and its effective state (``active`` when never set)."""
         rows = [("SCOPE", "OWN", "EFFECTIVE", "FROM", "SET BY", "REASON")]
         for v in selectors.kill_switch_states():
-            rows.append((v.scope, v.state, v.effective, v.effective_scope if v.effective != "active" else "-",
+            rows.append((v.scope, v.state, v.effective, v.effective_scope if v.effective != SwitchState.ACTIVE else "-",
                          v.actor or "-", v.reason or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         self.stdout.write("PAPER kill switches (env=paper)")
