@@ -54,3 +54,31 @@ def test_the_api_needs_an_operator(loaded, client, viewer, operator):
             listed["lane:paper_research"]["effective_scope"]) == ("active", "reducing", "global")
     bad = client.post("/api/killswitches/", {"scope": "lane:x", "state": "halted"}, content_type="application/json")
     assert bad.status_code == 400 and "scope" in bad.json()["errors"]
+
+
+def test_list_prints_every_scope_active_when_nothing_was_ever_set(loaded):
+    from io import StringIO
+
+    out = StringIO()
+    call_command("paper_killswitch", "list", stdout=out)
+    rows = {line.split()[0]: line.split()[1:3] for line in out.getvalue().splitlines()[2:]}
+    # global, each lane and each session that is not finished: own and effective state
+    assert rows == {"global": ["active", "active"], "lane:paper_gatecheck": ["active", "active"],
+                    "lane:paper_research": ["active", "active"],
+                    "session:gatecheck_fx_momentum_v12": ["active", "active"],
+                    "session:research_crypto_trend": ["active", "active"],
+                    "session:research_fx_momentum_v13": ["active", "active"]}
+
+
+def test_list_shows_where_the_effective_state_comes_from(loaded):
+    from io import StringIO
+
+    kill_switch_set(scope="lane:paper_research", state="reducing", actor="cli:ops", reason="vol")
+    kill_switch_set(scope="session:research_fx_momentum_v13", state="halted", actor="cli:ops", reason="bad fills")
+    out = StringIO()
+    call_command("paper_killswitch", "list", stdout=out)
+    rows = {line.split()[0]: line.split()[1:5] for line in out.getvalue().splitlines()[2:]}
+    assert rows["lane:paper_research"] == ["reducing", "reducing", "lane:paper_research", "cli:ops"]
+    assert rows["session:research_crypto_trend"] == ["active", "reducing", "lane:paper_research", "-"]
+    assert rows["session:research_fx_momentum_v13"][:3] == ["halted", "halted", "session:research_fx_momentum_v13"]
+    assert rows["session:gatecheck_fx_momentum_v12"][:3] == ["active", "active", "-"]
