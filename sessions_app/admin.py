@@ -219,7 +219,7 @@ class KillSwitchForm(_ReasonForm):
     class Meta:
         model = KillSwitch
         fields = ["scope", "state"]
-        help_texts = {"scope": "global, lane:<lane name> or session:<session id>"}
+        help_texts = {"scope": "global, lane:NAME (e.g. lane:paper_research) or session:ID"}
 
     def clean(self):
         data = super().clean()

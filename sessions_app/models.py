@@ -266,6 +266,7 @@ class KillSwitch(models.Model):
 
     class Meta:
         ordering = ["scope"]
+        verbose_name_plural = "kill switches"
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.state}"
