@@ -239,7 +239,7 @@ def session_step(*, session_id: str, client, max_entries: int = MAX_ENTRIES_PER_
     return step_sessions([session_id], client=client, max_entries=max_entries)
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
     """Infrastructure errors: the database connection or Redis went away. Not a session's fault."""
     from django.db import InterfaceError, OperationalError
 
@@ -248,7 +248,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 def _fault_of(phase: str, exc: BaseException, step: SessionStep | None = None,
               cp: SessionCheckpoint | None = None) -> Fault:
-    if _is_transient(exc) or not isinstance(exc, Exception):
+    if is_transient(exc) or not isinstance(exc, Exception):
         raise exc  # the whole step retries (or the worker is going away)
     cp = step.checkpoint if step is not None else cp
     stream = {}
@@ -393,7 +393,7 @@ def _persist(steps: list[SessionStep], result: StepResult, faults: dict[str, Fau
             _write(plans)
         written = plans
     except Exception as exc:  # noqa: BLE001 - find the faulty session(s), write the others
-        if _is_transient(exc):
+        if is_transient(exc):
             raise
         written = []
         for plan in plans:

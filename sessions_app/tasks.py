@@ -23,7 +23,7 @@ from sessions_app import dispatch
 from sessions_app.registry import registry_export, registry_in_sync
 from sessions_app.services import sessions_tick as tick
 from sessions_app.services.health import health_broadcast
-from sessions_app.steps import step_sessions
+from sessions_app.steps import is_transient, step_sessions
 from telemetry_app.broadcast import flush_pushes
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,11 @@ def shard_step_task(feed: str, shard: int) -> dict:
         except Exception:  # noqa: BLE001 - Redis itself is down: the beat tick queues it later
             log.error("step of %s shard %d failed (%s) and could not be requeued", feed, shard, exc)
             return {"failed": str(exc)}
-        log.warning("step of %s shard %d failed, retrying in %.1f s: %s: %s", feed, shard, delay,
-                    type(exc).__name__, exc)
+        if is_transient(exc):  # the database or Redis went away: expected now and then
+            log.warning("step of %s shard %d failed, retrying in %.1f s: %s: %s", feed, shard, delay,
+                        type(exc).__name__, exc)
+        else:  # a defect outside any one session: keep the traceback
+            log.exception("step of %s shard %d failed, retrying in %.1f s", feed, shard, delay)
         return {"failed": str(exc), "retry_in_s": delay}
     dispatch.step_succeeded(feed, shard)
     if result.faulted:
