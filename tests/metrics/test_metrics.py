@@ -13,8 +13,18 @@ from hypothesis import strategies as st
 
 from ifns_paper.engine.trades import RoundTrip, round_trips
 from ifns_paper.metrics.benchmark import tracking
-from ifns_paper.metrics.conventions import Conventions, calendar_of, periods_per_year, risk_free_per_period
-from ifns_paper.metrics.execution import ChildFill, implementation_shortfall, order_outcomes, slippage_stats
+from ifns_paper.metrics.conventions import (
+    Conventions,
+    calendar_of,
+    periods_per_year,
+    risk_free_per_period,
+)
+from ifns_paper.metrics.execution import (
+    ChildFill,
+    implementation_shortfall,
+    order_outcomes,
+    slippage_stats,
+)
 from ifns_paper.metrics.performance import (
     annual_volatility,
     max_drawdown,
