@@ -7,6 +7,7 @@ from sessions_app.api import (
     SessionDetailApi,
     SessionEventsApi,
     SessionListApi,
+    SessionSeriesApi,
 )
 from telemetry_app.feed_api import FeedHealthListApi
 
@@ -20,4 +21,5 @@ urlpatterns = [
     path("sessions/<slug:session_id>/", SessionDetailApi.as_view(), name="session-detail"),
     path("sessions/<slug:session_id>/actions/", SessionActionApi.as_view(), name="session-action"),
     path("sessions/<slug:session_id>/events/", SessionEventsApi.as_view(), name="session-events"),
+    path("sessions/<slug:session_id>/series/", SessionSeriesApi.as_view(), name="session-series"),
 ]

@@ -17,6 +17,7 @@ Outputs (in --out)
   fills.ndjson    every fill
   events.ndjson   every broker event in time order (order status, fill, incident)
   summary.json    positions, cash, P&L, counts, slippage statistics, fills hash
+  series.ndjson   (--session) the equity/exposure samples, one a second of market time
 
 Run it as ``python manage.py paper_replay ...`` or ``python -m ifns_paper.paper_replay ...``.
 """
@@ -304,9 +305,14 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
     out.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
     slippage = ReplayStats()  # the summary's slippage statistics, from the fills written
-    with (out / "events.ndjson").open("w") as events_file, (out / "fills.ndjson").open("w") as fills_file:
+    series_fields = ("ts", "equity", "cash", "realized", "unrealized", "fees", "gross", "net", "drawdown",
+                     "positions")
+    with (out / "events.ndjson").open("w") as events_file, (out / "fills.ndjson").open("w") as fills_file, \
+            (out / "series.ndjson").open("w") as series_file:
         for batch in interleave(batches):
             records = engine.on_quotes(batch) if isinstance(batch, QuoteBatch) else engine.on_trades(batch)
+            for point in engine.drain_series():  # drained as it goes: a long replay holds none in memory
+                series_file.write(json.dumps({f: getattr(point, f) for f in series_fields}) + "\n")
             for rec in records:
                 counts[rec.type] += 1
                 events_file.write(json.dumps({"env": "paper", "lane": engine.setup.lane, "session_id": session_id,

@@ -12,7 +12,7 @@ from ifns_paper.exceptions import NotFound
 from sessions_app import dispatch, selectors, services
 from sessions_app.registry import session_links
 from telemetry_app.choices import EventType
-from telemetry_app.selectors import events_for_session
+from telemetry_app.selectors import events_for_session, series_for_session
 
 MAX_EVENTS_PAGE = 1000
 
@@ -216,3 +216,50 @@ class SessionEventsApi(APIView):
                 "next_after": events[-1].sequence if events else params["after"],
             }
         )
+
+
+class SessionSeriesApi(APIView):
+    """GET ``?from=<ISO time or epoch ns>&to=...&every=<seconds>``: the session's equity and
+    exposure samples (equity, cash, realized, unrealized, fees, gross, net, drawdown,
+    positions; account currency, drawdown a fraction), oldest first; ``every`` keeps the last
+    sample of each bucket."""
+
+    class Query(serializers.Serializer):
+        from_ = serializers.CharField(required=False)
+        to = serializers.CharField(required=False)
+        every = serializers.FloatField(required=False, min_value=1.0)
+
+        def get_fields(self):
+            fields = super().get_fields()
+            fields["from"] = fields.pop("from_")
+            return fields
+
+        @staticmethod
+        def _ns(value: str, name: str) -> int:
+            from datetime import datetime
+
+            if value.lstrip("-").isdigit():
+                return int(value)
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise serializers.ValidationError({name: f"expected an ISO 8601 time or epoch ns, got {value!r}"}) \
+                    from None
+            if moment.tzinfo is None:
+                raise serializers.ValidationError({name: "a time zone is needed (e.g. 2026-11-29T12:00:00Z)"})
+            return int(moment.timestamp() * 1e9)
+
+        def validate(self, data):
+            return {"from_ns": self._ns(data["from"], "from") if "from" in data else None,
+                    "to_ns": self._ns(data["to"], "to") if "to" in data else None,
+                    "every_ns": int(data["every"] * 1e9) if "every" in data else None}
+
+    def get(self, request, session_id: str):
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if selectors.session_get(session_id=session_id) is None:
+            raise NotFound(f"no paper session {session_id!r}")
+        points = series_for_session(session_id=session_id, **query.validated_data)
+        return Response({"session_id": session_id, "env": "paper", "units": {
+            "money": "account currency", "drawdown": "fraction of the running peak equity",
+            "ts_ns": "market-data time, epoch ns"}, "points": points})

@@ -69,6 +69,7 @@ from sessions_app.services.controls import cooldown_record, kill_switch_record_a
 from sessions_app.services.events import Event, sessions_events_append
 from sessions_app.services.sessions import Fault, session_fault
 from telemetry_app.choices import EventType
+from telemetry_app.services import series_record
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class _Plan:
     cooldown_changes: list[tuple[int, dict]]  # (event time ns, cooldown_state_change payload)
     checkpoint: SessionCheckpoint | None  # None: a quiet step, nothing to checkpoint yet
     cached: _Cached
+    series: list = field(default_factory=list)  # equity samples since the last written step
 
 
 @dataclass
@@ -447,6 +449,7 @@ def _plan(step: SessionStep, now: datetime) -> _Plan:
         # Quiet: nothing to write; the engine goes on from memory (see the module docstring).
         cached = _Cached(step.cached.steps, engine, step.offsets, step.data_ts, step.cached.written_at)
         return _Plan(step, execution, events, [], [], None, cached)
+    series = engine.drain_series()  # before the dump: the checkpoint need not carry them
     ledger = engine.ledger
     count = (step.checkpoint.steps if step.checkpoint else 0) + 1
     checkpoint = SessionCheckpoint(
@@ -455,7 +458,7 @@ def _plan(step: SessionStep, now: datetime) -> _Plan:
         pnl=ledger.equity - ledger.starting_capital, fills=ledger.fill_count, trades=ledger.trades,
         created_at=now, updated_at=now)
     cached = _Cached(count, engine, step.offsets, step.data_ts, now_s)
-    return _Plan(step, execution, events, switch_changes, cooldown_changes, checkpoint, cached)
+    return _Plan(step, execution, events, switch_changes, cooldown_changes, checkpoint, cached, series)
 
 
 _CHECKPOINT_FIELDS = ("offsets", "engine_state", "steps", "data_ts", "cash", "equity", "pnl", "fills", "trades",
@@ -471,6 +474,7 @@ def _write(plans: list[_Plan]) -> None:
     sessions_events_append(items=[(p.step.session, p.events) for p in plans if p.events])
     for plan in plans:
         session = plan.step.session
+        series_record(session_pk=session.pk, points=plan.series)
         for change in plan.switch_changes:
             kill_switch_record_automatic(scope=change["scope"], state=change["to"], actor=change["actor"],
                                          reason=change["reason"])

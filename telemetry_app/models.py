@@ -118,3 +118,36 @@ class FeedHealthEvent(models.Model):
             "glitches": self.glitches,
             "detail": self.detail,
         }
+
+
+class EquitySample(models.Model):
+    """A running session's state on its equity grid (the engine's 1 s samples, a point at
+    every whole minute at least), account currency; ``drawdown`` is a fraction of the running
+    peak equity, ``positions`` maps symbol -> signed quantity. Written by the steps (unique per
+    session and time: a replayed step writes nothing twice); points older than an hour are
+    thinned to one a minute (``telemetry_app.services.series_downsample``)."""
+
+    session = models.ForeignKey("sessions_app.PaperSession", on_delete=models.CASCADE,
+                                related_name="equity_samples")
+    ts_ns = models.BigIntegerField(help_text="market-data time, epoch ns")
+    equity = models.FloatField()
+    cash = models.FloatField()
+    realized = models.FloatField()
+    unrealized = models.FloatField()
+    fees = models.FloatField()
+    gross = models.FloatField(help_text="gross exposure, account currency")
+    net = models.FloatField(help_text="net exposure, account currency")
+    drawdown = models.FloatField(help_text="fraction below the running peak equity")
+    positions = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["session_id", "ts_ns"]
+        constraints = [models.UniqueConstraint(fields=["session", "ts_ns"], name="equity_sample_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}@{self.ts_ns}: {self.equity:.2f}"
+
+    def as_record(self) -> dict:
+        return {"ts_ns": self.ts_ns, "equity": self.equity, "cash": self.cash, "realized": self.realized,
+                "unrealized": self.unrealized, "fees": self.fees, "gross": self.gross, "net": self.net,
+                "drawdown": self.drawdown, "positions": self.positions}

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from ifns_paper.exceptions import ApplicationError
 from telemetry_app.choices import EventType, FeedStatus
-from telemetry_app.models import FeedHealthEvent, TelemetryEvent
+from telemetry_app.models import EquitySample, FeedHealthEvent, TelemetryEvent
 from telemetry_app.sinks import publish_committed, publish_feed_health_committed
 
 
@@ -47,6 +47,32 @@ def events_record(*, events: list[EventDraft]) -> list[TelemetryEvent]:
     records = [row.as_record(e.session_id) for row, e in zip(rows, events, strict=True)]
     transaction.on_commit(lambda: publish_committed(records))
     return rows
+
+
+SERIES_FIELDS = ("ts_ns", "equity", "cash", "realized", "unrealized", "fees", "gross", "net", "drawdown",
+                 "positions")
+MINUTE_NS = 60_000_000_000
+
+
+def series_record(*, session_pk: int, points: list) -> int:
+    """Store a session's equity samples (objects with the ``SERIES_FIELDS`` attributes, e.g.
+    the engine's ``SeriesPoint``); a point already stored for that time is left as it is
+    (a step replayed after a crash writes nothing twice). Returns how many were offered."""
+    if points:
+        EquitySample.objects.bulk_create(
+            [EquitySample(session_id=session_pk, **{f: getattr(p, f) if f != "ts_ns" else p.ts for f in SERIES_FIELDS})
+             for p in points], ignore_conflicts=True)
+    return len(points)
+
+
+def series_downsample(*, before_ns: int) -> int:
+    """Thin samples older than ``before_ns`` to one a minute (the whole-minute points stay);
+    returns how many were deleted."""
+    from django.db.models import F
+
+    deleted, _ = (EquitySample.objects.filter(ts_ns__lt=before_ns)
+                  .annotate(rest=F("ts_ns") % MINUTE_NS).exclude(rest=0).delete())
+    return deleted
 
 
 def feed_health_record(

@@ -40,6 +40,7 @@ from ifns_paper.engine.orders import Fill, Order, OrderEvent, OrderStatus, Order
 from ifns_paper.engine.replay import ReplayDriver, ScheduledOrder
 from ifns_paper.engine.routes import RouteSpec
 
+SERIES_MINUTE_NS = 60_000_000_000  # the series always has a point at every whole minute
 DRA_ACTOR = "system:dra"  # the actor of the brakes the engine applies itself (drawdown switch)
 
 
@@ -48,6 +49,23 @@ class TelemetryRecord:
     type: str
     ts: int
     payload: dict
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """The session's state at one equity sample, account currency (``drawdown``: fraction of
+    the running peak equity; ``positions``: symbol -> signed quantity, non-zero only)."""
+
+    ts: int
+    equity: float
+    cash: float
+    realized: float
+    unrealized: float
+    fees: float
+    gross: float
+    net: float
+    drawdown: float
+    positions: dict
 
 
 @dataclass
@@ -100,6 +118,7 @@ class SessionEngine:
         self.peak_equity = self.ledger.starting_capital
         self.decisions = 0
         self._next_sample: int | None = None  # the next equity sample time; None before any data
+        self._series: list[SeriesPoint] = []  # points sampled, not yet drained
         self._out: list[TelemetryRecord] = []
         self._quotes: dict[str, tuple[float, float]] = {}  # symbol -> (bid, ask) last delivered
 
@@ -107,6 +126,7 @@ class SessionEngine:
         """Engines checkpointed before the equity grid existed start it at their next data."""
         self.__dict__.update(state)
         self.__dict__.setdefault("_next_sample", None)
+        self.__dict__.setdefault("_series", [])
         if getattr(self.driver, "on_send", None) is None:  # drivers pickled before sends were counted
             self.driver.on_send, self.driver.keep_slippage = self._on_send, False
 
@@ -215,15 +235,23 @@ class SessionEngine:
         """Samples ``at + g`` .. ``last`` when nothing can move the equity in between (no
         data, no working or scheduled orders): the ones that can change state are taken —
         the first after a cooldown ends (a loss check resumes there) and the last; the
-        day rolls at a constant equity. Same state as taking every sample."""
+        day rolls at a constant equity. Same state as taking every sample. The series gets
+        a point at every whole minute in between too, so that its minute grid is complete
+        however the stream was cut."""
         g = self.setup.sample_ns
         until = self.cooldown.until
-        if until and at < until <= last:
-            resume = -(-until // g) * g
+        resume = -(-until // g) * g if until and at < until <= last else None
+        equity = self.ledger.equity
+        minute = SERIES_MINUTE_NS
+        for m in range(-(-(at + 1) // minute) * minute, last, minute):
+            if m != resume:
+                self._series.append(self._point(m, equity))
+        if resume is not None:
             self._sample(resume)
             at = resume
         if last > at:
             self._sample(last)
+        self._series.sort(key=lambda p: p.ts)
         self._next_sample = last + g
 
     def _sample(self, ts: int) -> None:
@@ -242,6 +270,22 @@ class SessionEngine:
         change = self.cooldown.on_equity(ts, equity)
         if change is not None:
             self._emit("cooldown_state_change", ts, change.payload())
+        self._series.append(self._point(ts, equity))
+
+    def _point(self, ts: int, equity: float) -> SeriesPoint:
+        ledger = self.ledger
+        positions = {s: p.quantity for s, p in ledger.positions.items() if p.quantity}
+        return SeriesPoint(ts, equity, ledger.cash, ledger.realized, ledger.unrealized, ledger.fees,
+                           ledger.gross_exposure, ledger.net_exposure,
+                           (self.peak_equity - equity) / self.peak_equity if self.peak_equity > 0 else 0.0,
+                           positions)
+
+    def drain_series(self) -> list[SeriesPoint]:
+        """The equity/exposure points sampled since the last call (one per grid sample taken;
+        a quiet stretch is represented by its first and last samples: the values between
+        are the same). For the series writers (real-time steps, replays)."""
+        out, self._series = self._series, []
+        return out
 
     def _exposure(self) -> Exposure:
         positions = {s: p.quantity for s, p in self.ledger.positions.items()}

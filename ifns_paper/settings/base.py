@@ -155,6 +155,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 1.0,
         "options": {"expires": 2},
     },
+    "series-thin": {
+        "task": "telemetry_app.tasks.series_thin",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     "registry-sync": {
         "task": "sessions_app.tasks.registry_sync",
         "schedule": 60.0,
