@@ -132,4 +132,8 @@ def push_session_health(records: list[dict]) -> None:
         return
     messages = [(ALL_SESSIONS_GROUP, {"type": "session.health", "records": records})]
     messages += [(session_group(r["session_id"]), {"type": "session.health", "records": [r]}) for r in records]
-    _pusher.submit(layer, messages, f"health of {len(records)} sessions")
+    future = _pusher.submit(layer, messages, f"health of {len(records)} sessions")
+    try:  # waited for, like events: a short-lived process (a command) must not exit before it leaves
+        future.result(timeout=PUSH_WAIT_S)
+    except concurrent.futures.TimeoutError:
+        log.warning("health push of %d sessions still running after %.1f s; not waiting", len(records), PUSH_WAIT_S)

@@ -40,6 +40,18 @@ def _isolated_data_dir(tmp_path, settings):
     return settings.IFNS_DATA_DIR
 
 
+@pytest.fixture(autouse=True)
+def _fresh_step_worker_memory():
+    """What a step worker keeps between steps (engines, step times, mark writes) is per
+    process: each test starts as a fresh worker would."""
+    from sessions_app import steps
+
+    yield
+    steps._ENGINES.clear()
+    steps._STEP_TIMES.clear()
+    steps._MARKS_WRITTEN.clear()
+
+
 @pytest.fixture
 def bundle():
     from ifns_paper.config import load_config_dir
