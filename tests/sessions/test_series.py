@@ -8,9 +8,9 @@ import pytest
 
 from ifns_paper import marketbus
 from sessions_app import dispatch
+from sessions_app.engines import build_engine
 from sessions_app.models import PaperSession, SessionCheckpoint
 from sessions_app.services import session_transition
-from sessions_app.engines import build_engine
 from sessions_app.steps import apply_items, session_step
 from telemetry_app.models import EquitySample
 from telemetry_app.services import series_downsample
