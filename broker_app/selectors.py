@@ -29,3 +29,33 @@ def fills_for_session(*, session_id: str) -> QuerySet[PaperFill]:
 
 def positions_for_session(*, session_id: str) -> QuerySet[PaperPosition]:
     return PaperPosition.objects.filter(session__session_id=session_id).order_by("symbol")
+
+
+def _ns(moment) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+
+
+def fill_records(*, session_id: str) -> list[dict]:
+    """A session's fills as the metrics read them (``metrics.summary``), oldest first."""
+    rows = (PaperFill.objects.filter(session__session_id=session_id).order_by("event_time", "id")
+            .values("symbol", "side", "quantity", "price", "fee", "event_time", "slippage_bps", "route_id",
+                    "arrival_mid", "order__client_order_id"))
+    return [{"symbol": r["symbol"], "side": r["side"], "quantity": r["quantity"], "price": r["price"],
+             "fee": r["fee"], "ts": _ns(r["event_time"]), "slippage_bps": r["slippage_bps"],
+             "route_id": r["route_id"], "arrival_mid": r["arrival_mid"],
+             "client_order_id": r["order__client_order_id"]} for r in rows]
+
+
+def order_records(*, session_id: str) -> list[dict]:
+    """A session's orders as the metrics read them, with the time of their first fill."""
+    from django.db.models import Min
+
+    rows = (PaperOrder.objects.filter(session__session_id=session_id).annotate(first_fill=Min("fills__event_time"))
+            .order_by("submitted_at", "id").values("client_order_id", "decision_id", "route_id", "status", "reason",
+                                                   "quantity", "filled_quantity", "submitted_at", "first_fill"))
+    return [{"client_order_id": r["client_order_id"], "decision_id": r["decision_id"], "route_id": r["route_id"],
+             "status": r["status"], "reason": r["reason"], "quantity": r["quantity"],
+             "filled_quantity": r["filled_quantity"], "submitted_ns": _ns(r["submitted_at"]),
+             "first_fill_ns": _ns(r["first_fill"]) if r["first_fill"] else None} for r in rows]

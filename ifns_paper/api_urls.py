@@ -6,8 +6,10 @@ from sessions_app.api import (
     SessionActionApi,
     SessionDetailApi,
     SessionEventsApi,
+    SessionIncidentsApi,
     SessionListApi,
     SessionSeriesApi,
+    SessionSummaryApi,
 )
 from telemetry_app.feed_api import FeedHealthListApi
 
@@ -22,4 +24,6 @@ urlpatterns = [
     path("sessions/<slug:session_id>/actions/", SessionActionApi.as_view(), name="session-action"),
     path("sessions/<slug:session_id>/events/", SessionEventsApi.as_view(), name="session-events"),
     path("sessions/<slug:session_id>/series/", SessionSeriesApi.as_view(), name="session-series"),
+    path("sessions/<slug:session_id>/summary/", SessionSummaryApi.as_view(), name="session-summary"),
+    path("sessions/<slug:session_id>/incidents/", SessionIncidentsApi.as_view(), name="session-incidents"),
 ]

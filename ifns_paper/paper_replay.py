@@ -45,6 +45,8 @@ from ifns_paper.engine.orders import Fill, Incident, Order, OrderEvent, OrderTyp
 from ifns_paper.engine.replay import ReplayDriver, ReplayStats, ScheduledOrder, interleave
 from ifns_paper.engine.routes import routes_from_mapping
 from ifns_paper.marketdata import ImportOptions, bars_to_l1, read_bars, read_quotes, read_trades
+from ifns_paper.metrics.conventions import Conventions, calendar_of
+from ifns_paper.metrics.summary import MINUTE_NS, limits_of, summarize, thin_to_minutes
 
 ORDER_COLUMNS = ("ts", "client_order_id", "symbol", "side", "qty", "type", "limit_price", "stop_price", "tif",
                  "route_id")
@@ -306,18 +308,32 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
     counts: Counter[str] = Counter()
     slippage = ReplayStats()  # the summary's slippage statistics, from the fills written
     series_fields = ("ts", "equity", "cash", "realized", "unrealized", "fees", "gross", "net", "drawdown",
-                     "positions")
+                     "positions", "marks")
+    kept_series: list[dict] = []  # the summary's resolution: whole minutes (and the last sample)
+    fills: list[dict] = []
+    decisions: list[dict] = []
+    breaches: list[dict] = []
     with (out / "events.ndjson").open("w") as events_file, (out / "fills.ndjson").open("w") as fills_file, \
             (out / "series.ndjson").open("w") as series_file:
         for batch in interleave(batches):
             records = engine.on_quotes(batch) if isinstance(batch, QuoteBatch) else engine.on_trades(batch)
             for point in engine.drain_series():  # drained as it goes: a long replay holds none in memory
-                series_file.write(json.dumps({f: getattr(point, f) for f in series_fields}) + "\n")
+                row = {f: getattr(point, f) for f in series_fields}
+                series_file.write(json.dumps(row) + "\n")
+                row["ts_ns"] = row.pop("ts")
+                if kept_series and kept_series[-1]["ts_ns"] % MINUTE_NS:
+                    kept_series.pop()  # only the newest sample off the minute grid is kept
+                kept_series.append(row)
             for rec in records:
                 counts[rec.type] += 1
                 events_file.write(json.dumps({"env": "paper", "lane": engine.setup.lane, "session_id": session_id,
                                               "type": rec.type, "ts": rec.ts, "payload": rec.payload}) + "\n")
+                if rec.type == "dra_decision":
+                    decisions.append({**rec.payload, "ts": rec.ts})
+                elif rec.type == "risk_breach":
+                    breaches.append({**rec.payload, "ts": rec.ts})
                 if rec.type == "order_filled":
+                    fills.append(rec.payload)
                     fills_file.write(json.dumps(rec.payload) + "\n")
                     if rec.payload["slippage_bps"] == rec.payload["slippage_bps"]:  # not NaN
                         slippage.slippage_bps.append(rec.payload["slippage_bps"])
@@ -328,6 +344,16 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
                                           "symbol": view.order.symbol, "side": str(view.order.side),
                                           "quantity": view.order.quantity, "status": str(view.status),
                                           "filled_quantity": view.filled_quantity, "reason": view.reason}) + "\n")
+    _, definition = bundle.sessions[session_id]
+    metrics = summarize(
+        session_id=session_id, lane=engine.setup.lane, strategy_id=engine.setup.strategy_id,
+        as_of_ns=engine.driver.stats.last_ts, final=True,
+        conventions=Conventions(grid_s=60.0, calendar=calendar_of(list(definition.symbols))),
+        starting_capital=engine.ledger.starting_capital, ledger=engine.ledger.snapshot(),
+        series=thin_to_minutes(kept_series), fills=fills, decisions=decisions, orders=_order_rows(engine),
+        breaches=breaches, incidents=[], limits=limits_of(engine.setup.limits), benchmark=definition.benchmark,
+        carried=engine.setup.initial_positions)
+    (out / "paper_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     stats = engine.driver.stats
     summary = {"env": "paper", "session_id": session_id, "mode": "strategy",
                "counts": {"quotes": stats.quotes, "trades": stats.trades, "events": dict(sorted(counts.items()))},
@@ -335,6 +361,18 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
                "fills_hash": stats.fills_hash, "last_ts": stats.last_ts}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _order_rows(engine) -> list[dict]:
+    """The engine's orders as the summary reads them (``metrics.summary``)."""
+    rows = []
+    for coid in sorted(engine.broker._orders):
+        view = engine.broker.order(coid)
+        rows.append({"client_order_id": coid, "decision_id": view.order.decision_id, "route_id": view.order.route_id,
+                     "status": str(view.status), "reason": view.reason, "quantity": view.order.quantity,
+                     "filled_quantity": view.filled_quantity, "submitted_ns": view.submitted_ts,
+                     "first_fill_ns": view.fills[0].ts if view.fills else None})
+    return rows
 
 
 def _market_batches(quotes, trades, bars, options: ImportOptions) -> list:
@@ -367,13 +405,15 @@ def format_summary(summary: dict, out: Path) -> str:
     if summary.get("mode") == "strategy":
         events = counts["events"]
         return (
-            f"PAPER strategy replay of {summary['session_id']}: {counts['quotes']} quotes, {counts['trades']} trades; "
+            f"PAPER strategy replay of {summary['session_id']}: {counts['quotes']} quotes, {counts['trades']} market "
+            f"trades; "
             f"{events.get('msi_proposal', 0)} proposals, {events.get('dra_decision', 0)} decisions, "
             f"{events.get('order_submitted', 0)} orders, {events.get('order_filled', 0)} fills, "
             f"{events.get('risk_breach', 0)} breaches\n"
             f"  P&L {ledger['pnl']:.2f} (realized {ledger['realized']:.2f}, fees {ledger['fees']:.2f}); "
             f"equity {ledger['equity']:.2f}\n"
-            f"  wrote {out}/orders.ndjson, fills.ndjson, events.ndjson, summary.json"
+            f"  wrote {out}/orders.ndjson, fills.ndjson, events.ndjson, series.ndjson, summary.json and "
+            f"paper_summary.json (the metrics a paper session's summary has: paper_report --file)"
         )
     return (
         f"PAPER replay: {counts['quotes']} quotes, {counts['trades']} trades, {counts['orders']} orders, "

@@ -12,7 +12,11 @@ from ifns_paper.exceptions import NotFound
 from sessions_app import dispatch, selectors, services
 from sessions_app.registry import session_links
 from telemetry_app.choices import EventType
-from telemetry_app.selectors import events_for_session, series_for_session
+from telemetry_app.selectors import (
+    events_for_session,
+    series_for_session,
+    summary_latest,
+)
 
 MAX_EVENTS_PAGE = 1000
 
@@ -263,3 +267,29 @@ class SessionSeriesApi(APIView):
         return Response({"session_id": session_id, "env": "paper", "units": {
             "money": "account currency", "drawdown": "fraction of the running peak equity",
             "ts_ns": "market-data time, epoch ns"}, "points": points})
+
+
+class SessionSummaryApi(APIView):
+    """GET: the session's newest summary (spec §6.2: P&L, returns, trades, execution,
+    benchmark, risk usage, incidents; conventions inside), refreshed once a minute while it
+    runs and final once it ended. 404 before its first summary."""
+
+    def get(self, request, session_id: str):
+        if selectors.session_get(session_id=session_id) is None:
+            raise NotFound(f"no paper session {session_id!r}")
+        summary = summary_latest(session_id=session_id)
+        if summary is None:
+            raise NotFound(f"no summary of {session_id!r} yet: it is written once a minute while the session runs")
+        return Response(summary.data)
+
+
+class SessionIncidentsApi(APIView):
+    """GET: the session's incidents (``incident`` events: faults, and the kinds the metrics
+    raise), oldest first, each with its sequence number to find it in the telemetry."""
+
+    def get(self, request, session_id: str):
+        if selectors.session_get(session_id=session_id) is None:
+            raise NotFound(f"no paper session {session_id!r}")
+        events = events_for_session(session_id=session_id, event_type=EventType.INCIDENT)
+        return Response({"session_id": session_id, "env": "paper",
+                         "incidents": [e.as_record(session_id) for e in events]})

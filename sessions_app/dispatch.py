@@ -28,6 +28,7 @@ from ifns_paper.engine.lifecycle import SessionStatus
 from sessions_app.models import PaperSession
 
 STEP_TASK = "sessions_app.tasks.shard_step_task"
+SUMMARY_TASK = "sessions_app.tasks.summary_refresh"
 FLAG_TTL_S = 5  # a flag outliving a lost task (worker killed) delays that shard's steps by at most this
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -146,3 +147,16 @@ def step_enqueue(session_id: str) -> bool:
     """Queue a step of the shard ``session_id`` belongs to (after an operator's action)."""
     feed = PaperSession.objects.filter(session_id=session_id).values_list("feed", flat=True).first()
     return feed is not None and shard_enqueue(feed, shard_of(session_id))
+
+
+def summary_enqueue(session_id: str) -> None:
+    """Queue a refresh of the session's summary (after a state change; final once it ended).
+    Best effort: beat refreshes live sessions every minute anyway."""
+    from ifns_paper.celery import app
+
+    try:
+        app.send_task(SUMMARY_TASK, args=(session_id,))
+    except Exception:  # noqa: BLE001 - the broker is down: the state change stands
+        import logging
+
+        logging.getLogger(__name__).warning("could not queue the summary of %s", session_id, exc_info=True)

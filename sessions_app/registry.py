@@ -35,14 +35,14 @@ def _url(path: str) -> str:
 
 
 def session_links(session_id: str) -> dict[str, str]:
-    """Links of one registry entry. ``summary``, ``incidents`` and
-    ``sel_evaluations`` name pages that later issues add (metrics, incidents, SEL)."""
+    """Links of one registry entry, each answering with JSON or a page. (SEL evaluations
+    get theirs when they exist.)"""
     return {
         "session": _url(reverse("mirror:session-detail", args=[session_id])),
         "telemetry": _url(reverse("api:session-events", args=[session_id])),
-        "summary": _url(f"/sessions/{session_id}/summary/"),
-        "incidents": _url(f"/sessions/{session_id}/incidents/"),
-        "sel_evaluations": _url(f"/sessions/{session_id}/sel/"),
+        "summary": _url(reverse("api:session-summary", args=[session_id])),
+        "incidents": _url(reverse("api:session-incidents", args=[session_id])),
+        "series": _url(reverse("api:session-series", args=[session_id])),
     }
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from sessions_app import dispatch
 from sessions_app.registry import registry_export, registry_in_sync
 from sessions_app.services import sessions_tick as tick
+from sessions_app.services import summaries
 from sessions_app.services.health import health_broadcast
 from sessions_app.steps import is_transient, step_sessions
 from telemetry_app.broadcast import flush_pushes
@@ -74,6 +75,18 @@ def shard_step_task(feed: str, shard: int) -> dict:
     return {"sessions": len(result.sessions), "rows": result.rows, "events": result.events,
             "fills": result.fills, "faulted": result.faulted, "loaded": result.engines_loaded,
             "ms": result.timings_ms}
+
+
+@shared_task(ignore_result=True)
+def summaries_refresh() -> int:
+    """Periodic (beat, every minute): refresh the summary of every live session."""
+    return summaries.summaries_refresh_running()
+
+
+@shared_task(ignore_result=True)
+def summary_refresh(session_id: str) -> bool:
+    """After a session's state change: its summary (final once it ended)."""
+    return summaries.summary_refresh(session_id=session_id) is not None
 
 
 @shared_task(ignore_result=True)

@@ -139,6 +139,7 @@ class EquitySample(models.Model):
     net = models.FloatField(help_text="net exposure, account currency")
     drawdown = models.FloatField(help_text="fraction below the running peak equity")
     positions = models.JSONField(default=dict)
+    marks = models.JSONField(default=dict, help_text="symbol -> last mid")
 
     class Meta:
         ordering = ["session_id", "ts_ns"]
@@ -150,4 +151,23 @@ class EquitySample(models.Model):
     def as_record(self) -> dict:
         return {"ts_ns": self.ts_ns, "equity": self.equity, "cash": self.cash, "realized": self.realized,
                 "unrealized": self.unrealized, "fees": self.fees, "gross": self.gross, "net": self.net,
-                "drawdown": self.drawdown, "positions": self.positions}
+                "drawdown": self.drawdown, "positions": self.positions, "marks": self.marks}
+
+
+class SessionSummary(models.Model):
+    """A session's metrics summary as of a time (``ifns_paper.metrics.summary``): refreshed
+    while it runs and final when it ends; each one also a line of
+    ``data/registry/paper_summary.ndjson``. Unique per session and as-of time."""
+
+    session = models.ForeignKey("sessions_app.PaperSession", on_delete=models.CASCADE, related_name="summaries")
+    as_of_ns = models.BigIntegerField(help_text="market-data time the summary covers up to, epoch ns")
+    final = models.BooleanField(default=False)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session_id", "as_of_ns"]
+        constraints = [models.UniqueConstraint(fields=["session", "as_of_ns", "final"], name="session_summary_unique")]
+
+    def __str__(self) -> str:
+        return f"summary of {self.session_id} as of {self.as_of_ns}{' (final)' if self.final else ''}"

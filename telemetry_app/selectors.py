@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Max, QuerySet
+from django.db.models import F, Max, QuerySet
 
-from telemetry_app.models import EquitySample, FeedHealthEvent, TelemetryEvent
+from telemetry_app.models import EquitySample, FeedHealthEvent, SessionSummary, TelemetryEvent
 
 
 def events_for_session(*, session_id: str, after: int = 0, event_type: str | None = None) -> QuerySet[TelemetryEvent]:
@@ -37,3 +37,36 @@ def series_for_session(*, session_id: str, from_ns: int | None = None, to_ns: in
             kept[r["ts_ns"] // every_ns] = r
         rows = list(kept.values())
     return rows
+
+
+def minute_series_for_session(*, session_id: str) -> list[dict]:
+    """The samples summaries use: whole minutes, plus the newest (``metrics.summary.thin_to_minutes``)."""
+    qs = EquitySample.objects.filter(session__session_id=session_id).order_by("ts_ns")
+    minutes = [s.as_record() for s in qs.annotate(rest=F("ts_ns") % 60_000_000_000).filter(rest=0)]
+    last = qs.last()
+    if last is not None and (not minutes or minutes[-1]["ts_ns"] != last.ts_ns):
+        minutes.append(last.as_record())
+    return minutes
+
+
+def event_payloads(*, session_id: str, event_types: list[str]) -> dict[str, list[dict]]:
+    """A session's events of ``event_types`` as their payloads plus ``ts`` (event time, epoch
+    ns at microsecond precision), by type, oldest first."""
+    out: dict[str, list[dict]] = {t: [] for t in event_types}
+    rows = (TelemetryEvent.objects.filter(session__session_id=session_id, event_type__in=event_types)
+            .order_by("sequence").values_list("event_type", "event_time", "payload"))
+    for kind, when, payload in rows:
+        out[kind].append({**payload, "ts": _ns(when), "event_type": kind})
+    return out
+
+
+def _ns(moment) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+
+
+def summary_latest(*, session_id: str) -> SessionSummary | None:
+    """The newest summary of a session (a final one wins over a refresh of the same time)."""
+    return (SessionSummary.objects.filter(session__session_id=session_id)
+            .order_by("-as_of_ns", "-final", "-id").first())

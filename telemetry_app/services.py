@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from ifns_paper.exceptions import ApplicationError
 from telemetry_app.choices import EventType, FeedStatus
-from telemetry_app.models import EquitySample, FeedHealthEvent, TelemetryEvent
+from telemetry_app.models import EquitySample, FeedHealthEvent, SessionSummary, TelemetryEvent
 from telemetry_app.sinks import publish_committed, publish_feed_health_committed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,7 @@ def events_record(*, events: list[EventDraft]) -> list[TelemetryEvent]:
 
 
 SERIES_FIELDS = ("ts_ns", "equity", "cash", "realized", "unrealized", "fees", "gross", "net", "drawdown",
-                 "positions")
+                 "positions", "marks")
 MINUTE_NS = 60_000_000_000
 
 
@@ -73,6 +80,37 @@ def series_downsample(*, before_ns: int) -> int:
     deleted, _ = (EquitySample.objects.filter(ts_ns__lt=before_ns)
                   .annotate(rest=F("ts_ns") % MINUTE_NS).exclude(rest=0).delete())
     return deleted
+
+
+def summary_record(*, session_pk: int, as_of_ns: int, final: bool, data: dict) -> SessionSummary | None:
+    """Store a summary unless one of this session, as-of time and finality exists (then
+    None); after commit, append it as one line to ``paper_summary.ndjson`` (one ``write`` of
+    the whole line on a file opened for appending: a killed writer leaves no torn line, and a
+    summary is never appended twice)."""
+    row, created = SessionSummary.objects.get_or_create(session_id=session_pk, as_of_ns=as_of_ns, final=final,
+                                                        defaults={"data": data})
+    if not created:
+        return None
+    line = (json.dumps(data, separators=(",", ":")) + "\n").encode()
+    transaction.on_commit(lambda: append_summary_line(line))
+    return row
+
+
+def append_summary_line(line: bytes) -> None:
+    path = summary_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError:
+        log.exception("could not append to %s", path)
+
+
+def summary_file() -> Path:
+    return Path(settings.IFNS_REGISTRY_DIR) / "paper_summary.ndjson"
 
 
 def feed_health_record(

@@ -66,6 +66,7 @@ class SeriesPoint:
     net: float
     drawdown: float
     positions: dict
+    marks: dict  # symbol -> last mid delivered (price, quote currency)
 
 
 @dataclass
@@ -275,10 +276,11 @@ class SessionEngine:
     def _point(self, ts: int, equity: float) -> SeriesPoint:
         ledger = self.ledger
         positions = {s: p.quantity for s, p in ledger.positions.items() if p.quantity}
+        marks = {s: p.mark for s, p in ledger.positions.items() if p.mark == p.mark}
         return SeriesPoint(ts, equity, ledger.cash, ledger.realized, ledger.unrealized, ledger.fees,
                            ledger.gross_exposure, ledger.net_exposure,
                            (self.peak_equity - equity) / self.peak_equity if self.peak_equity > 0 else 0.0,
-                           positions)
+                           positions, marks)
 
     def drain_series(self) -> list[SeriesPoint]:
         """The equity/exposure points sampled since the last call (one per grid sample taken;

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ifns_paper.env import (
     database_config,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_path,
@@ -145,6 +146,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 # same one (crc32 of its id), and each queue is consumed by one solo worker that keeps its
 # sessions' engines in memory (Procfile: steps0, steps1, ...).
 IFNS_STEP_SHARDS = env_int("IFNS_STEP_SHARDS", 2, minimum=1)
+# Metrics: the annual risk-free rate Sharpe and Sortino take out (0.04 = 4 %), per period
+# (1 + rf) ** (1 / periods a year) - 1 (ifns_paper.metrics.conventions).
+IFNS_RISK_FREE_ANNUAL = env_float("IFNS_RISK_FREE_ANNUAL", 0.0, minimum=-0.99)
 # Tests only: when this file exists, a step worker dies ("die") or holds its transaction open
 # ("pause <s>") after inserting a step's orders and fills, before its events and checkpoints
 # (sessions_app.steps._test_hook_after_execution_rows). Empty: off.
@@ -154,6 +158,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions_app.tasks.sessions_tick",
         "schedule": 1.0,
         "options": {"expires": 2},
+    },
+    "summaries-refresh": {
+        "task": "sessions_app.tasks.summaries_refresh",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
     "series-thin": {
         "task": "telemetry_app.tasks.series_thin",

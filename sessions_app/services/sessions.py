@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from ifns_paper.engine.lifecycle import IllegalTransition, SessionAction, plan_transition
 from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
+from sessions_app import dispatch
 from sessions_app.models import PaperSession
 from sessions_app.registry import registry_export_after_commit
 from sessions_app.services.changelog import changelog_record
@@ -76,6 +77,9 @@ def session_transition(
                          target_id=session.session_id, reason=reason, before=before,
                          after=session_snapshot(session))
         transaction.on_commit(registry_export_after_commit)
+        if move.action is not SessionAction.START:  # a summary as of the change (final once it ended)
+            sid = session.session_id
+            transaction.on_commit(lambda: dispatch.summary_enqueue(sid))
     return session
 
 

@@ -8,6 +8,7 @@ the feed's clock, and a step runs after each publish."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -100,7 +101,12 @@ def pieces(batches, rng: random.Random, at: list[int] = ()):
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("session_id", list(SESSIONS))
 @pytest.mark.django_db(transaction=True)
-def test_real_time_steps_make_the_decisions_and_fills_of_paper_replay(loaded, client, tmp_path, session_id, seed):
+def test_real_time_steps_make_the_decisions_and_fills_of_paper_replay(loaded, client, tmp_path, session_id, seed,
+                                                                      monkeypatch):
+    from sessions_app import steps
+    from sessions_app.services.summaries import summary_compute
+
+    monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)  # every step checkpointed: the summary is current
     session = PaperSession.objects.get(session_id=session_id)
     feed_symbols = tuple(loaded.environment.environment.feeds[session.feed].symbols)
     data = market(feed_symbols)
@@ -132,6 +138,30 @@ def test_real_time_steps_make_the_decisions_and_fills_of_paper_replay(loaded, cl
     positions = {p.symbol: p.quantity for p in session.positions.all()}
     for symbol, pos in summary["ledger"]["positions"].items():
         assert positions.get(symbol, 0.0) == pytest.approx(pos["quantity"], abs=1e-9)
+
+    # the summaries agree key by key on what both saw: P&L, trades, fills, execution, breaches
+    # (return ratios are on the same minute grid too, but each ends at its own last sample)
+    paper = summary_compute(session_id=session_id, final=True)
+    backtest = json.loads((tmp_path / "replay" / "paper_summary.json").read_text())
+    for key in ("total", "realized", "unrealized", "fees", "starting_capital"):
+        assert paper["pnl"][key] == pytest.approx(backtest["pnl"][key], rel=1e-9, abs=1e-6), key
+    for path in (("trades",), ("fills",), ("execution", "slippage"), ("execution", "orders_by_route"),
+                 ("risk", "breaches"), ("conventions",)):
+        a, b = paper, backtest
+        for key in path:
+            a, b = a[key], b[key]
+        assert same(a, b), path
+
+
+def same(a, b) -> bool:
+    """Equal, floats to 1e-9 relative; None only equals None."""
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

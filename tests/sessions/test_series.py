@@ -57,8 +57,8 @@ def test_steps_write_one_sample_a_second_consistent_with_the_ledger(loaded, bus,
     assert list(replayed) == ts
     for s in samples:
         p = replayed[s.ts_ns]
-        assert (s.equity, s.cash, s.realized, s.fees, s.gross, s.net, s.drawdown, s.positions) == (
-            p.equity, p.cash, p.realized, p.fees, p.gross, p.net, p.drawdown, p.positions)
+        assert (s.equity, s.cash, s.realized, s.fees, s.gross, s.net, s.drawdown, s.positions, s.marks) == (
+            p.equity, p.cash, p.realized, p.fees, p.gross, p.net, p.drawdown, p.positions, p.marks)
     assert SessionCheckpoint.objects.get(session__session_id=SID).equity == pytest.approx(engine.ledger.equity)
 
     # served by time range, and downsampled on request
@@ -94,7 +94,7 @@ def test_old_samples_are_thinned_to_one_a_minute(loaded):
     base = 1_764_000_000 * S // (60 * S) * (60 * S)  # a whole minute
     EquitySample.objects.bulk_create([
         EquitySample(session=session, ts_ns=base + i * S, equity=1e6, cash=1e6, realized=0, unrealized=0, fees=0,
-                     gross=0, net=0, drawdown=0, positions={}) for i in range(180)])  # 3 minutes, 1 s apart
+                     gross=0, net=0, drawdown=0, positions={}, marks={}) for i in range(180)])  # 3 minutes, 1 s apart
     deleted = series_downsample(before_ns=base + 120 * S)  # the first two minutes are old
     assert deleted == 118  # 120 old samples, 2 of them whole minutes
     kept = list(EquitySample.objects.order_by("ts_ns").values_list("ts_ns", flat=True))
