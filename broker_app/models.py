@@ -29,6 +29,7 @@ class ExecutionRoute(models.Model):
     stale_quote_ms = models.PositiveIntegerField()
     failures = models.JSONField(default=dict)
     trading_hours = models.JSONField(null=True, blank=True)
+    extreme_slippage_bps = models.FloatField(default=25.0, help_text="a fill costing more is an incident")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

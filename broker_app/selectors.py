@@ -15,7 +15,7 @@ def route_configs(*, route_ids: list[str]) -> dict[str, dict]:
     """Routes as the engine's ``routes_from_mapping`` takes them (the config file's shape)."""
     return {r.route_id: {"simulation": r.simulation, "latency": r.latency, "fees": r.fees,
                          "stale_quote_ms": r.stale_quote_ms, "failures": r.failures,
-                         "trading_hours": r.trading_hours}
+                         "trading_hours": r.trading_hours, "extreme_slippage_bps": r.extreme_slippage_bps}
             for r in ExecutionRoute.objects.filter(route_id__in=route_ids)}
 
 

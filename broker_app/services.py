@@ -166,7 +166,7 @@ def execution_config_apply(*, routes: dict, policies: dict, plain) -> tuple[list
             {"description": route.description, "fill_model": route.simulation.model,
              "simulation": dumped["simulation"], "latency": dumped["latency"], "fees": dumped["fees"],
              "stale_quote_ms": route.stale_quote_ms, "failures": dumped["failures"],
-             "trading_hours": dumped["trading_hours"]},
+             "trading_hours": dumped["trading_hours"], "extreme_slippage_bps": route.extreme_slippage_bps},
             kind="execution_route", key=route_id, plain=plain)
         changes += [change] if change else []
         unchanged += change is None

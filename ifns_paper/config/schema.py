@@ -310,6 +310,8 @@ class Route(Strict):
     stale_quote_ms: Millis = Field(gt=0)
     failures: FailureModel = FailureModel()
     trading_hours: TradingHours | None = None
+    # A fill costing more than this against the arrival mid raises an `extreme_slippage` incident.
+    extreme_slippage_bps: float = Field(default=25.0, gt=0)
 
 
 class RoutesFile(Strict):

@@ -64,6 +64,7 @@ class RouteSpec:
     reject_probability: float = 0.0
     disconnect_probability: float = 0.0
     trading_hours: TradingHours | None = None
+    extreme_slippage_bps: float = 25.0  # a fill costing more than this vs arrival mid is an incident
 
     @classmethod
     def from_mapping(cls, route_id: str, route: dict) -> RouteSpec:
@@ -103,6 +104,7 @@ class RouteSpec:
             reject_probability=float(failures.get("reject_probability", 0.0)),
             disconnect_probability=float(failures.get("disconnect_probability", 0.0)),
             trading_hours=trading_hours,
+            extreme_slippage_bps=float(route.get("extreme_slippage_bps", 25.0)),
             **extra,
         )
 

@@ -36,7 +36,7 @@ from ifns_paper.engine.features import FeatureEngine, FeatureSpec
 from ifns_paper.engine.ledger import Ledger
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.msi import Blend, Model, Proposal, Sizing
-from ifns_paper.engine.orders import Fill, Order, OrderEvent, OrderStatus, OrderType, Side
+from ifns_paper.engine.orders import Fill, Incident, Order, OrderEvent, OrderStatus, OrderType, Side
 from ifns_paper.engine.replay import ReplayDriver, ScheduledOrder
 from ifns_paper.engine.routes import RouteSpec
 
@@ -335,6 +335,10 @@ class SessionEngine:
             change = self.cooldown.on_breach(now)
             if change is not None:
                 self._emit("cooldown_state_change", now, change.payload())
+                self._emit("incident", now, {"kind": "repeated_envelope_hits", "symbol": symbol,
+                                             "breaches": self.setup.cooldown.max_breaches,
+                                             "window_s": self.setup.cooldown.window_ns / 1e9,
+                                             "last": breach.kind, "cooldown_until_ns": change.until})
             if breach.kind == "max_drawdown":
                 self._switch_auto(now, f"drawdown {breach.value:.2f}% >= {breach.limit}%")
         if decision.verdict is Verdict.DENY:
@@ -356,6 +360,8 @@ class SessionEngine:
                                    actor=DRA_ACTOR, reason=reason)
         if change is not None:
             self._emit("kill_switch_change", ts, change.payload())
+            if change.after is SwitchState.HALTED:
+                self._emit("incident", ts, {"kind": "kill_switch_halt", **change.payload()})
             self._apply_switch(ts)
 
     def _apply_switch(self, ts: int) -> None:
@@ -365,12 +371,22 @@ class SessionEngine:
                 self.driver.handle(self.broker.cancel(view.order.client_order_id, max(ts, self.driver.stats.last_ts)))
 
     def _on_broker_event(self, event) -> None:
-        """Broker events → telemetry. Incidents are not repeated: a rejection is reported
-        through ``order_rejected``, which carries the same reason."""
+        """Broker events → telemetry: orders, fills, rejections; and ``incident`` records for
+        what an operator should see — a simulated failure (the broker's incident: rejects,
+        disconnects, stale or missing data, with its reason) and a fill whose slippage is
+        above its route's ``extreme_slippage_bps``."""
         if isinstance(event, Fill):
             pos = self.ledger.positions[event.symbol]
             self._emit("order_filled", event.ts, {**event.as_dict(), "position": pos.quantity,
                                                   "avg_cost": pos.avg_cost, "cash": self.ledger.cash})
+            route = self.setup.routes.get(event.route_id)
+            if route is not None and event.slippage_bps > route.extreme_slippage_bps:
+                self._emit("incident", event.ts, {
+                    "kind": "extreme_slippage", "symbol": event.symbol, "route_id": event.route_id,
+                    "client_order_id": event.client_order_id, "fill_id": event.fill_id,
+                    "slippage_bps": event.slippage_bps, "threshold_bps": route.extreme_slippage_bps})
+        elif isinstance(event, Incident):
+            self._emit("incident", event.ts, {**event.as_dict(), "kind": "simulated_failure", "reason": str(event.kind)})
         elif isinstance(event, OrderEvent):
             if event.status is OrderStatus.NEW:
                 o = self.broker.order(event.client_order_id).order

@@ -60,7 +60,10 @@ def kill_switch_set(*, scope: str, state: str, actor: str, reason: str = "", now
             return switch
         locked = list(sessions.select_for_update(of=("self",)).select_related("lane").order_by("session_id"))
         payload = {"scope": scope, "from": before, "to": new_state.value, "actor": actor, "reason": reason}
-        sessions_events_append(items=[(s, [(EventType.KILL_SWITCH_CHANGE, now, payload)]) for s in locked])
+        events = [(EventType.KILL_SWITCH_CHANGE, now, payload)]
+        if new_state is SwitchState.HALTED:  # a halt is also an incident of every session it stops
+            events.append((EventType.INCIDENT, now, {"kind": "kill_switch_halt", **payload}))
+        sessions_events_append(items=[(s, events) for s in locked])
         running = [s.session_id for s in locked if s.status == SessionStatus.RUNNING]
         transaction.on_commit(lambda: [dispatch.step_enqueue(sid) for sid in running])
         transaction.on_commit(health_broadcast)  # the pages show the switch in force at once

@@ -82,3 +82,14 @@ def test_list_shows_where_the_effective_state_comes_from(loaded):
     assert rows["session:research_crypto_trend"] == ["active", "reducing", "lane:paper_research", "-"]
     assert rows["session:research_fx_momentum_v13"][:3] == ["halted", "halted", "session:research_fx_momentum_v13"]
     assert rows["session:gatecheck_fx_momentum_v12"][:3] == ["active", "active", "-"]
+
+
+def test_a_halt_is_an_incident_of_every_session_it_stops(loaded):
+    session_transition(session_id="research_fx_momentum_v13", action="start", actor="t")
+    kill_switch_set(scope="lane:paper_research", state="reducing", actor="cli:ops", reason="vol")
+    assert not TelemetryEvent.objects.filter(event_type="incident").exists()  # a brake, not an incident
+    kill_switch_set(scope="global", state="halted", actor="cli:ops", reason="venue down")
+    incident = TelemetryEvent.objects.get(event_type="incident")
+    assert incident.session.session_id == "research_fx_momentum_v13"
+    assert incident.payload == {"kind": "kill_switch_halt", "scope": "global", "from": "active", "to": "halted",
+                                "actor": "cli:ops", "reason": "venue down"}

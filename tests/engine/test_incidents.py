@@ -1,0 +1,68 @@
+"""Incidents are raised by the engine as they happen (``incident`` telemetry records), each
+kind once by a crafted scenario: extreme slippage, a simulated failure, repeated envelope
+hits, a kill-switch halt by the DRA."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from ifns_paper.engine.controls import CooldownPolicy, SwitchState
+from ifns_paper.engine.dra import RiskLimits
+from ifns_paper.engine.session import SessionEngine
+from tests.engine.test_session_engine import LIMITS, ROUTES, market, run, setup
+
+
+def incidents(events):
+    return [e.payload for e in events if e.type == "incident"]
+
+
+def test_a_fill_above_its_routes_slippage_threshold_is_an_incident():
+    # given a touch route whose threshold is below half the spread: every market order crosses it
+    routes = {**ROUTES, "SIM_TOUCH": dataclasses.replace(ROUTES["SIM_TOUCH"], extreme_slippage_bps=0.01)}
+    quotes, trades = market(4000)
+    events = run(SessionEngine(setup(routes=routes)), quotes, trades, 4000)
+    fills = [e.payload for e in events if e.type == "order_filled"]
+    found = incidents(events)
+    # then one incident per fill above 0.01 bp, naming it
+    assert found and len(found) == sum(1 for f in fills if f["slippage_bps"] > 0.01)
+    first = found[0]
+    assert first["kind"] == "extreme_slippage" and first["threshold_bps"] == 0.01
+    assert first["fill_id"] in {f["fill_id"] for f in fills} and first["slippage_bps"] > 0.01
+    # and none with the shipped-like threshold of 25 bp
+    assert incidents(run(SessionEngine(setup()), quotes, trades, 4000)) == []
+
+
+def test_a_simulated_reject_is_an_incident_with_its_reason():
+    routes = {**ROUTES, "SIM_TOUCH": dataclasses.replace(ROUTES["SIM_TOUCH"], reject_probability=1.0)}
+    quotes, trades = market(3000)
+    events = run(SessionEngine(setup(routes=routes)), quotes, trades, 3000)
+    rejected = [e.payload for e in events if e.type == "order_rejected"]
+    found = incidents(events)
+    assert rejected and Counter((i["kind"], i["reason"]) for i in found) == {
+        ("simulated_failure", "simulated_reject"): len(rejected)}
+    assert {i["client_order_id"] for i in found} == {r["client_order_id"] for r in rejected}
+
+
+def test_breaches_that_start_a_cooldown_are_an_incident():
+    # every order is above a tiny max order notional (a REDUCE breach); one breach cools down
+    limits = RiskLimits(**{**{f: getattr(LIMITS, f) for f in LIMITS.__slots__}, "max_order_notional": 2000})
+    cooldown = CooldownPolicy(max_breaches=1, window_ns=60 * 10**9, duration_ns=30 * 10**9)
+    quotes, trades = market(3000)
+    events = run(SessionEngine(setup(limits=limits, cooldown=cooldown)), quotes, trades, 3000)
+    starts = [e for e in events if e.type == "cooldown_state_change" and e.payload["active"]]
+    found = incidents(events)
+    assert starts and [i["kind"] for i in found] == ["repeated_envelope_hits"] * len(starts)
+    assert found[0]["last"] == "max_order_notional" and found[0]["cooldown_until_ns"] == starts[0].payload["until_ns"]
+
+
+def test_a_halt_by_the_dra_is_an_incident():
+    limits = RiskLimits(**{**{f: getattr(LIMITS, f) for f in LIMITS.__slots__}, "max_drawdown_pct": 0.0001})
+    quotes, trades = market(6000)
+    events = run(SessionEngine(setup(limits=limits, on_drawdown=SwitchState.HALTED)), quotes, trades, 1000)
+    found = incidents(events)
+    assert [i["kind"] for i in found] == ["kill_switch_halt"]
+    assert (found[0]["to"], found[0]["actor"]) == ("halted", "system:dra")
+    # reducing is a brake, not an incident
+    events = run(SessionEngine(setup(limits=limits)), quotes, trades, 1000)
+    assert any(e.type == "kill_switch_change" for e in events) and incidents(events) == []
