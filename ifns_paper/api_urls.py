@@ -3,6 +3,8 @@ from django.urls import path
 from sessions_app.api import (
     KillSwitchApi,
     LaneListApi,
+    LaneSummaryApi,
+    PromotionFunnelApi,
     SessionActionApi,
     SessionDetailApi,
     SessionEventsApi,
@@ -17,6 +19,8 @@ app_name = "api"
 
 urlpatterns = [
     path("lanes/", LaneListApi.as_view(), name="lane-list"),
+    path("lanes/<slug:lane>/summary/", LaneSummaryApi.as_view(), name="lane-summary"),
+    path("funnel/", PromotionFunnelApi.as_view(), name="promotion-funnel"),
     path("feeds/", FeedHealthListApi.as_view(), name="feed-list"),
     path("killswitches/", KillSwitchApi.as_view(), name="killswitches"),
     path("sessions/", SessionListApi.as_view(), name="session-list"),

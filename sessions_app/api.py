@@ -293,3 +293,34 @@ class SessionIncidentsApi(APIView):
         events = events_for_session(session_id=session_id, event_type=EventType.INCIDENT)
         return Response({"session_id": session_id, "env": "paper",
                          "incidents": [e.as_record(session_id) for e in events]})
+
+
+class LaneSummaryApi(APIView):
+    """GET ``?hours=<n>``: the lane's sessions aggregated from their newest summaries (written
+    within the last ``n`` hours; all when omitted): P&L, trades, hit rate, slippage, breaches,
+    incidents, and each session's key figures."""
+
+    class Query(serializers.Serializer):
+        hours = serializers.FloatField(required=False, min_value=0.01)
+
+    def get(self, request, lane: str):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        hours = query.validated_data.get("hours")
+        since = timezone.now() - timedelta(hours=hours) if hours else None
+        evidence = selectors.lane_evidence(lane=lane, since=since)
+        if evidence is None:
+            raise NotFound(f"no lane {lane!r}")
+        return Response(evidence)
+
+
+class PromotionFunnelApi(APIView):
+    """GET: per lane, the strategies and models it allows (with their registry status), its
+    sessions by status, and each session's progress against the lane's promotion rules."""
+
+    def get(self, request):
+        return Response(selectors.promotion_funnel())

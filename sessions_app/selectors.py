@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -14,7 +15,14 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from ifns_paper import marketbus
 from ifns_paper.engine.controls import SEVERITY, SwitchState
 from ifns_paper.engine.lifecycle import TERMINAL, SessionStatus
-from sessions_app.models import ChangeLogEntry, KillSwitch, Lane, PaperSession, SessionCooldown
+from sessions_app.models import (
+    ChangeLogEntry,
+    KillSwitch,
+    Lane,
+    PaperSession,
+    RegistryEntry,
+    SessionCooldown,
+)
 
 log = logging.getLogger(__name__)
 HEALTH_KEY = "ifns:step:health"  # written by the steps (``steps.HEALTH_KEY``)
@@ -175,4 +183,53 @@ def session_health(sessions: list[PaperSession], *, client: redis.Redis | None =
             "cooldown": {"active": bool(cooldown and cooldown.active), "until": _iso(cooldown.until) if cooldown and cooldown.active else None,
                          "reason": cooldown.reason if cooldown and cooldown.active else ""},
         }
+    return out
+
+
+# --- lane evidence and the promotion funnel ----------------------------------------------------
+
+
+def lane_evidence(*, lane: str, since=None) -> dict | None:
+    """The lane's sessions aggregated (``metrics.lane.lane_aggregate``) from each one's newest
+    summary written since ``since`` (a datetime; None: ever); None for an unknown lane."""
+    from ifns_paper.metrics.lane import lane_aggregate
+    from telemetry_app.selectors import summaries_latest
+
+    row = Lane.objects.filter(name=lane).first()
+    if row is None:
+        return None
+    ids = list(PaperSession.objects.filter(lane=row).values_list("session_id", flat=True))
+    summaries = summaries_latest(session_ids=ids, since=since)
+    return {"lane": lane, "env": "paper", "currency": row.currency, "since": _iso(since),
+            **lane_aggregate([summaries[sid] for sid in sorted(summaries)])}
+
+
+def promotion_funnel() -> list[dict]:
+    """Per lane: its promotion rules, the strategies and models it allows with their registry
+    status, its sessions by status, and each live or ended session's progress against the
+    rules from its newest summary (``metrics.lane.promotion_progress``)."""
+    from ifns_paper.metrics.lane import promotion_progress
+    from telemetry_app.selectors import summaries_latest
+
+    lanes = list(Lane.objects.select_related("policy").order_by("name"))
+    sessions = list(PaperSession.objects.select_related("lane", "strategy").order_by("session_id"))
+    summaries = summaries_latest(session_ids=[s.session_id for s in sessions])
+    registry = {(e.registry_id): [] for e in RegistryEntry.objects.all()}
+    for e in RegistryEntry.objects.order_by("registry_id", "version"):
+        registry[e.registry_id].append({"version": e.version, "status": e.status, "kind": e.kind})
+    out = []
+    for lane in lanes:
+        p = lane.policy
+        rules = {"promotes_to": p.promotes_to, "min_days": p.min_days, "min_trades": p.min_trades,
+                 "max_breaches": p.max_breaches, "thresholds": p.thresholds}
+        own = [s for s in sessions if s.lane_id == lane.pk]
+        out.append({
+            "lane": lane.name, "promotes_to": p.promotes_to, "rules": rules,
+            "allowed": {"strategies": {rid: registry.get(rid, []) for rid in p.allowed_strategies},
+                        "models": {rid: registry.get(rid, []) for rid in p.allowed_models}},
+            "sessions_by_status": dict(sorted(Counter(s.status for s in own).items())),
+            "candidates": [{"session_id": s.session_id, "strategy": str(s.strategy), "status": s.status,
+                            "tags": s.tags, **promotion_progress(rules, summaries.get(s.session_id))}
+                           for s in own if s.status != SessionStatus.SCHEDULED],
+        })
     return out

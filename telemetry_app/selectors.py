@@ -70,3 +70,16 @@ def summary_latest(*, session_id: str) -> SessionSummary | None:
     """The newest summary of a session (a final one wins over a refresh of the same time)."""
     return (SessionSummary.objects.filter(session__session_id=session_id)
             .order_by("-as_of_ns", "-final", "-id").first())
+
+
+def summaries_latest(*, session_ids: list[str], since=None) -> dict[str, dict]:
+    """The newest summary of each of ``session_ids`` (written at or after ``since``, a
+    datetime), by session id: two queries whatever their number."""
+    from django.db.models import Max
+
+    qs = SessionSummary.objects.filter(session__session_id__in=session_ids)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    newest = qs.values("session_id").annotate(last=Max("id")).values("last")
+    return {row.session.session_id: row.data
+            for row in SessionSummary.objects.filter(id__in=newest).select_related("session")}

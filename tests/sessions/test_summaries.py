@@ -110,3 +110,22 @@ def test_paper_report_prints_the_summary_with_units(traded):
     out = StringIO()
     call_command("paper_report", SID, "--json", stdout=out)
     assert json.loads(out.getvalue())["session_id"] == SID
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lane_summary_and_the_promotion_funnel_are_served(traded, client):
+    summary_refresh(session_id=SID)
+    lane = client.get("/api/lanes/paper_research/summary/?hours=1").json()
+    assert lane["lane"] == "paper_research" and lane["sessions"] == 1
+    assert lane["trades"] == lane["by_session"][0]["trades"]
+    assert client.get("/api/lanes/nowhere/summary/").status_code == 404
+    assert client.get("/api/lanes/paper_research/summary/?hours=-1").status_code == 400
+    funnel = {f["lane"]: f for f in client.get("/api/funnel/").json()}
+    research = funnel["paper_research"]
+    assert research["promotes_to"] == "paper_gatecheck"
+    assert research["sessions_by_status"] == {"running": 1, "scheduled": 1}
+    candidate = next(c for c in research["candidates"] if c["session_id"] == SID)
+    crit = {c["criterion"]: c for c in candidate["criteria"]}
+    assert crit["min_days"]["required"] == 5 and crit["min_days"]["met"] is False  # minutes, not days
+    assert crit["min_trades"]["required"] == 200
+    assert "strat.momentum_fx" in research["allowed"]["strategies"]
