@@ -121,8 +121,8 @@ for sid in %(sids)r:
     read = marketbus.read(redis_client(), key, set(session.symbols), start=first, count=n)
     replayed, _, _ = apply_items(engine, read.batches, 0)
     stored = [[e.event_type, (e.event_time - EPOCH) // timedelta(microseconds=1), e.payload] for e in
-              TelemetryEvent.objects.filter(session=session)
-              .exclude(event_type__in=["paper_session_state_change", "incident"]).order_by("sequence")]
+              TelemetryEvent.objects.filter(session=session).exclude(event_type="paper_session_state_change")
+              .exclude(event_type="incident", payload__kind="session_fault").order_by("sequence")]
     seqs = list(TelemetryEvent.objects.filter(session=session).order_by("sequence").values_list("sequence", flat=True))
     fills = PaperFill.objects.filter(session=session)
     out[sid] = {
