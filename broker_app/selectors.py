@@ -48,14 +48,17 @@ def fill_records(*, session_id: str) -> list[dict]:
              "client_order_id": r["order__client_order_id"]} for r in rows]
 
 
-def order_records(*, session_id: str) -> list[dict]:
-    """A session's orders as the metrics read them, with the time of their first fill."""
-    from django.db.models import Min
-
-    rows = (PaperOrder.objects.filter(session__session_id=session_id).annotate(first_fill=Min("fills__event_time"))
-            .order_by("submitted_at", "id").values("client_order_id", "decision_id", "route_id", "status", "reason",
-                                                   "quantity", "filled_quantity", "submitted_at", "first_fill"))
-    return [{"client_order_id": r["client_order_id"], "decision_id": r["decision_id"], "route_id": r["route_id"],
-             "status": r["status"], "reason": r["reason"], "quantity": r["quantity"],
-             "filled_quantity": r["filled_quantity"], "submitted_ns": _ns(r["submitted_at"]),
-             "first_fill_ns": _ns(r["first_fill"]) if r["first_fill"] else None} for r in rows]
+def order_records(*, session_id: str, fills: list[dict] | None = None) -> list[dict]:
+    """A session's orders as the metrics read them, with the time of their first fill (from
+    ``fills``, the session's ``fill_records``, when given: no second pass over the fills)."""
+    if fills is None:
+        fills = fill_records(session_id=session_id)
+    first: dict[str, int] = {}
+    for f in fills:
+        first.setdefault(f["client_order_id"], f["ts"])
+    rows = (PaperOrder.objects.filter(session__session_id=session_id).order_by("submitted_at", "id")
+            .values_list("client_order_id", "decision_id", "route_id", "status", "reason", "quantity",
+                         "filled_quantity", "submitted_at"))
+    return [{"client_order_id": c, "decision_id": d, "route_id": r, "status": st, "reason": why, "quantity": q,
+             "filled_quantity": fq, "submitted_ns": _ns(at), "first_fill_ns": first.get(c)}
+            for c, d, r, st, why, q, fq, at in rows]

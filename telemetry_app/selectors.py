@@ -66,6 +66,11 @@ def _ns(moment) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
+def summary_exists(*, session_id: str, as_of_ns: int | None, final: bool) -> bool:
+    return as_of_ns is not None and SessionSummary.objects.filter(
+        session__session_id=session_id, as_of_ns=as_of_ns, final=final).exists()
+
+
 def summary_latest(*, session_id: str) -> SessionSummary | None:
     """The newest summary of a session (a final one wins over a refresh of the same time)."""
     return (SessionSummary.objects.filter(session__session_id=session_id)

@@ -17,7 +17,7 @@ from ifns_paper.metrics.summary import limits_of, summarize
 from sessions_app.checkpoints import engine_load
 from sessions_app.models import PaperSession
 from telemetry_app.choices import EventType
-from telemetry_app.selectors import event_payloads, minute_series_for_session
+from telemetry_app.selectors import event_payloads, minute_series_for_session, summary_exists
 from telemetry_app.services import summary_record
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,15 @@ def summary_compute(*, session_id: str, final: bool) -> dict | None:
         return None
     engine = engine_load(checkpoint.engine_state)
     envelope = session.lane.risk_envelope
+    fills = fill_records(session_id=session_id)
     events = event_payloads(session_id=session_id, event_types=[
         EventType.DRA_DECISION, EventType.RISK_BREACH, EventType.INCIDENT])
     return summarize(
         session_id=session_id, lane=session.lane.name, strategy_id=str(session.strategy),
         as_of_ns=checkpoint.data_ts, final=final, conventions=conventions_for(session),
         starting_capital=engine.ledger.starting_capital, ledger=engine.ledger.snapshot(),
-        series=minute_series_for_session(session_id=session_id), fills=fill_records(session_id=session_id),
-        decisions=events[EventType.DRA_DECISION], orders=order_records(session_id=session_id),
+        series=minute_series_for_session(session_id=session_id), fills=fills,
+        decisions=events[EventType.DRA_DECISION], orders=order_records(session_id=session_id, fills=fills),
         breaches=events[EventType.RISK_BREACH], incidents=events[EventType.INCIDENT],
         limits=limits_of({k: float(getattr(envelope, k)) for k in _ENVELOPE}), benchmark=session.benchmark,
         carried=engine.setup.initial_positions,
@@ -59,10 +60,13 @@ def summary_refresh(*, session_id: str, final: bool | None = None) -> dict | Non
     """Compute and store a session's summary (final when the session has ended, unless
     ``final`` says otherwise); returns it, or None when there is nothing to summarise yet or
     a summary of that time and finality exists."""
-    status = PaperSession.objects.filter(session_id=session_id).values_list("status", "pk").first()
+    status = PaperSession.objects.filter(session_id=session_id).values_list("status", "pk", "checkpoint__data_ts"
+                                                                            ).first()
     if status is None:
         return None
     is_final = SessionStatus(status[0]) in TERMINAL if final is None else final
+    if summary_exists(session_id=session_id, as_of_ns=status[2], final=is_final):
+        return None  # nothing new since the last one (a paused or idle session)
     data = summary_compute(session_id=session_id, final=is_final)
     if data is None:
         return None
