@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg
 
     admin = args.database_url
+    try:
+        psycopg.connect(admin, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        print(f"summary benchmark skipped: no PostgreSQL at {admin} ({str(exc).strip().splitlines()[0]}); "
+              "give --database-url or BENCH_PG_URL")
+        return 0
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DB}"')
