@@ -120,6 +120,7 @@ class SessionEngine:
         self.decisions = 0
         self._next_sample: int | None = None  # the next equity sample time; None before any data
         self._series: list[SeriesPoint] = []  # points sampled, not yet drained
+        self._last_quote_ts: dict[str, int] = {}  # symbol -> time of its last quote (data gaps)
         self._out: list[TelemetryRecord] = []
         self._quotes: dict[str, tuple[float, float]] = {}  # symbol -> (bid, ask) last delivered
 
@@ -128,6 +129,7 @@ class SessionEngine:
         self.__dict__.update(state)
         self.__dict__.setdefault("_next_sample", None)
         self.__dict__.setdefault("_series", [])
+        self.__dict__.setdefault("_last_quote_ts", {})
         if getattr(self.driver, "on_send", None) is None:  # drivers pickled before sends were counted
             self.driver.on_send, self.driver.keep_slippage = self._on_send, False
 
@@ -202,6 +204,8 @@ class SessionEngine:
         """Give ``batch`` to the broker, taking each equity sample as the data passes its
         grid point (before the first row after it)."""
         ts = batch.ts
+        if isinstance(batch, QuoteBatch):
+            self._gaps(batch)
         if self._next_sample is None:  # the first data: the grid starts at or after it
             g = self.setup.sample_ns
             self._next_sample = -(-int(ts[0]) // g) * g
@@ -217,6 +221,20 @@ class SessionEngine:
         if isinstance(batch, QuoteBatch):
             i = n - 1
             self._quotes[batch.symbol] = (float(batch.bid[i]), float(batch.ask[i]))
+
+    def _gaps(self, batch: QuoteBatch) -> None:
+        """A ``data_gap`` incident for every silence of a symbol's quotes longer than the
+        route's stale-quote threshold (orders would be rejected as stale meanwhile), reported
+        by the quote that ends it."""
+        last = self._last_quote_ts.get(batch.symbol)
+        ts = batch.ts.astype(np.int64)
+        before = np.concatenate(([last if last is not None else ts[0]], ts[:-1]))
+        threshold = self.route.stale_ns
+        for i in np.flatnonzero(ts - before > threshold):
+            self._emit("incident", int(ts[i]), {
+                "kind": "data_gap", "symbol": batch.symbol, "from_ts": int(before[i]), "to_ts": int(ts[i]),
+                "gap_ms": (int(ts[i]) - int(before[i])) / 1e6, "threshold_ms": threshold / 1e6})
+        self._last_quote_ts[batch.symbol] = int(ts[-1])
 
     def _watermark(self, ts: int) -> None:
         """Every row at or before ``ts`` has been delivered: bring the broker (all symbols,

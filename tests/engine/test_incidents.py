@@ -66,3 +66,16 @@ def test_a_halt_by_the_dra_is_an_incident():
     # reducing is a brake, not an incident
     events = run(SessionEngine(setup(limits=limits)), quotes, trades, 1000)
     assert any(e.type == "kill_switch_change" for e in events) and incidents(events) == []
+
+
+def test_a_silence_longer_than_the_stale_threshold_is_a_data_gap_incident():
+    from ifns_paper.engine.marketdata import QuoteBatch
+
+    quotes, trades = market(3000)  # quotes 50 ms apart; SIM_TOUCH's stale threshold is 2,000 ms
+    ts = quotes.ts.copy()
+    ts[1500:] += 5_000_000_000  # the feed goes quiet for 5 s after quote 1,499
+    gapped = QuoteBatch.from_arrays(quotes.symbol, ts, quotes.bid, quotes.ask, quotes.bid_size, quotes.ask_size)
+    events = run(SessionEngine(setup()), gapped, trades.slice(0, 0), 100)
+    gaps = [i for i in incidents(events) if i["kind"] == "data_gap"]
+    assert gaps == [{"kind": "data_gap", "symbol": "EURUSD", "from_ts": int(ts[1499]), "to_ts": int(ts[1500]),
+                     "gap_ms": 5050.0, "threshold_ms": 2000.0}]
