@@ -162,6 +162,12 @@ class _OrderState:
         return self.order.quantity - self.filled
 
 
+def _by_arrival(orders: list) -> list:
+    """A symbol's orders in the order they reached (or reach) the venue, then as sent: they
+    take the same liquidity first however the data was cut into batches."""
+    return sorted(orders, key=lambda st: (st.arrival_ts, st.seq))
+
+
 def _digest(order: Order) -> bytes:
     """Stable across processes (unlike hash()): orders are compared after a checkpoint restore."""
     return hashlib.blake2b(repr(order).encode(), digest_size=16).digest()
@@ -258,7 +264,7 @@ class PaperBroker:
         if sym.consumed:  # liquidity taken from quotes older than the last one is history
             sym.consumed = {k: v for k, v in sym.consumed.items() if k >= base - 1}
         if sym.orders:
-            for st in list(sym.orders):
+            for st in _by_arrival(sym.orders):
                 self._run_quotes(st, sym, batch, base)
         n = len(batch)
         self._keep_tail(sym, batch, base)
@@ -272,7 +278,7 @@ class PaperBroker:
         sym = self._symbol(batch.symbol)
         if self._window_ns:
             self._roll_trades(sym, batch)
-        for st in list(sym.orders):
+        for st in _by_arrival(sym.orders):
             self._run_trades(st, sym, batch)
         sym.data_ts = max(sym.data_ts, int(batch.ts[-1]))
         return self._drain()
@@ -281,7 +287,7 @@ class PaperBroker:
         for sym in self._symbols.values():
             if ts <= sym.data_ts:
                 continue
-            for st in list(sym.orders):
+            for st in _by_arrival(sym.orders):
                 self._run_time(st, sym, ts + self._md(st))
             sym.data_ts = ts
         return self._drain()

@@ -144,3 +144,25 @@ def test_fills_do_not_depend_on_batch_boundaries_and_repeat_exactly(scenario, ot
     *_, resplit = run(quotes, trades, orders, cancels, other_chunk)
     assert first.stats.fills_hash == again.stats.fills_hash
     assert first.stats.fill_records == resplit.stats.fill_records
+
+
+def test_orders_take_displayed_size_in_the_order_they_reach_the_venue_whatever_the_batches():
+    """Found by the property above: ten market buys sent at 0 on a route with 7 ms insert
+    latency, and a limit buy sent at 1 ns on a route with 2 ms, all on one quote of 13.42
+    displayed. The limit reaches the venue first, so it takes its full 1.0 at the ask before
+    the market orders take the rest — with the quotes fed one by one or two by two alike
+    (before: the orders were resolved in the order they were sent, and the limit got 0.92)."""
+    ts = [1 * MS, 29 * MS, 108 * MS]
+    quotes = QuoteBatch.from_arrays("X", ts, [99.95, 99.90, 99.91], [100.05, 100.10, 100.09], [0.0, 0.0, 0.0],
+                                    [13.42, 0.0, 0.0])
+    orders = [ScheduledOrder(0, Order("o0", "X", Side.BUY, 4.0, OrderType.MARKET, TimeInForce.GTC, "TOUCH_WALK"))]
+    orders += [ScheduledOrder(0, Order(f"o{i}", "X", Side.BUY, 1.0, OrderType.MARKET, TimeInForce.GTC, "TOUCH_WALK"))
+               for i in range(1, 10)]
+    orders.append(ScheduledOrder(1, Order("lim", "X", Side.BUY, 1.0, OrderType.LIMIT, TimeInForce.GTC, "VWAP", 101.0)))
+    by_chunk = []
+    for chunk in (1, 2, 3):
+        *_, driver = run(quotes, None, orders, [], chunk)
+        by_chunk.append(driver.stats.fill_records)
+    assert by_chunk[0] == by_chunk[1] == by_chunk[2]
+    limit_fills = [f for f in by_chunk[0] if f["client_order_id"] == "lim"]
+    assert [(f["quantity"], f["price"]) for f in limit_fills] == [(1.0, 100.05)]
