@@ -121,6 +121,8 @@ class SessionEngine:
         self._next_sample: int | None = None  # the next equity sample time; None before any data
         self._series: list[SeriesPoint] = []  # points sampled, not yet drained
         self._last_quote_ts: dict[str, int] = {}  # symbol -> time of its last quote (data gaps)
+        self._bad_run: dict[str, list] = {}  # symbol -> [from_ts, rows, reason] of unusable quotes so far
+        self._bad_reports: list[tuple[int, dict]] = []  # bad-quote incidents due with the good quote ending them
         self._out: list[TelemetryRecord] = []
         self._quotes: dict[str, tuple[float, float]] = {}  # symbol -> (bid, ask) last delivered
 
@@ -130,12 +132,15 @@ class SessionEngine:
         self.__dict__.setdefault("_next_sample", None)
         self.__dict__.setdefault("_series", [])
         self.__dict__.setdefault("_last_quote_ts", {})
+        self.__dict__.setdefault("_bad_run", {})
+        self.__dict__.setdefault("_bad_reports", [])
         if getattr(self.driver, "on_send", None) is None:  # drivers pickled before sends were counted
             self.driver.on_send, self.driver.keep_slippage = self._on_send, False
 
     # --- feeding ---------------------------------------------------------------------------
 
     def on_quotes(self, batch: QuoteBatch) -> list[TelemetryRecord]:
+        batch = self._screen(batch)
         if len(batch) == 0:
             return []
         self._watermark(int(batch.ts[0]) - 1)
@@ -206,6 +211,8 @@ class SessionEngine:
         ts = batch.ts
         if isinstance(batch, QuoteBatch):
             self._gaps(batch)
+            while self._bad_reports and self._bad_reports[0][0] <= int(ts[-1]):
+                self._emit("incident", *self._bad_reports.pop(0))
         if self._next_sample is None:  # the first data: the grid starts at or after it
             g = self.setup.sample_ns
             self._next_sample = -(-int(ts[0]) // g) * g
@@ -235,6 +242,40 @@ class SessionEngine:
                 "kind": "data_gap", "symbol": batch.symbol, "from_ts": int(before[i]), "to_ts": int(ts[i]),
                 "gap_ms": (int(ts[i]) - int(before[i])) / 1e6, "threshold_ms": threshold / 1e6})
         self._last_quote_ts[batch.symbol] = int(ts[-1])
+
+    def _screen(self, batch: QuoteBatch) -> QuoteBatch:
+        """Feed glitches: rows with a NaN, infinite, zero or negative price are dropped (no
+        strategy, mark or fill may see them); crossed quotes stay (the venue was crossed:
+        orders arriving meanwhile are rejected). Every run of such rows of a symbol is one
+        ``bad_quote`` incident with its span, row count and first reason, reported by the
+        first good quote after it (a run may span batches)."""
+        bid, ask = batch.bid, batch.ask
+        unusable = ~((bid > 0) & (ask > 0) & np.isfinite(bid) & np.isfinite(ask))
+        bad = unusable | (bid > ask)
+        run = self._bad_run.get(batch.symbol)
+        if run is None and not bad.any():
+            return batch
+        for i in range(len(batch)):
+            if bad[i]:
+                if run is None:
+                    why = ("NaN or infinite price" if not (np.isfinite(bid[i]) and np.isfinite(ask[i])) else
+                           "zero or negative price" if unusable[i] else "crossed quote (bid > ask)")
+                    run = [int(batch.ts[i]), 0, why]
+                run[1] += 1
+            elif run is not None:
+                self._bad_reports.append((int(batch.ts[i]), {
+                    "kind": "bad_quote", "symbol": batch.symbol, "from_ts": run[0], "to_ts": int(batch.ts[i]),
+                    "rows": run[1], "reason": run[2]}))
+                run = None
+        if run is None:
+            self._bad_run.pop(batch.symbol, None)
+        else:
+            self._bad_run[batch.symbol] = run
+        if not unusable.any():
+            return batch
+        keep = np.flatnonzero(~unusable)
+        return QuoteBatch(batch.symbol, batch.ts[keep], bid[keep], ask[keep], batch.bid_size[keep],
+                          batch.ask_size[keep])
 
     def _watermark(self, ts: int) -> None:
         """Every row at or before ``ts`` has been delivered: bring the broker (all symbols,

@@ -1,11 +1,13 @@
 """Incidents are raised by the engine as they happen (``incident`` telemetry records), each
 kind once by a crafted scenario: extreme slippage, a simulated failure, repeated envelope
-hits, a kill-switch halt by the DRA."""
+hits, a kill-switch halt by the DRA, a data gap, a run of unusable quotes (a feed glitch)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+
+import numpy as np
 
 from ifns_paper.engine.controls import CooldownPolicy, SwitchState
 from ifns_paper.engine.dra import RiskLimits
@@ -79,3 +81,31 @@ def test_a_silence_longer_than_the_stale_threshold_is_a_data_gap_incident():
     gaps = [i for i in incidents(events) if i["kind"] == "data_gap"]
     assert gaps == [{"kind": "data_gap", "symbol": "EURUSD", "from_ts": int(ts[1499]), "to_ts": int(ts[1500]),
                      "gap_ms": 5050.0, "threshold_ms": 2000.0}]
+
+
+def test_a_run_of_unusable_quotes_is_one_bad_quote_incident_per_run():
+    from ifns_paper.engine.marketdata import QuoteBatch
+
+    quotes, trades = market(3000)
+    bid, ask = quotes.bid.copy(), quotes.ask.copy()
+    bid[998:1003] = ask[998:1003] + 0.0005  # five crossed quotes, across a batch boundary (batches of 100)
+    bid[2000] = 0.0  # one quote with a zero bid
+    bid[2500:2502] = np.nan  # two with no bid
+    glitched = QuoteBatch.from_arrays(quotes.symbol, quotes.ts, bid, ask, quotes.bid_size, quotes.ask_size)
+    events = run(SessionEngine(setup()), glitched, trades, 100)
+    found = [i for i in incidents(events) if i["kind"] == "bad_quote"]
+    ts = quotes.ts
+    assert found == [
+        {"kind": "bad_quote", "symbol": "EURUSD", "from_ts": int(ts[998]), "to_ts": int(ts[1003]), "rows": 5,
+         "reason": "crossed quote (bid > ask)"},
+        {"kind": "bad_quote", "symbol": "EURUSD", "from_ts": int(ts[2000]), "to_ts": int(ts[2001]), "rows": 1,
+         "reason": "zero or negative price"},
+        {"kind": "bad_quote", "symbol": "EURUSD", "from_ts": int(ts[2500]), "to_ts": int(ts[2502]), "rows": 2,
+         "reason": "NaN or infinite price"},
+    ]
+    # unusable prices reach no decision, mark or fill
+    fills = [e.payload for e in events if e.type == "order_filled"]
+    assert fills and all(np.isfinite(f["price"]) for f in fills)
+    assert all(np.isfinite(e.payload["mid"]) for e in events if e.type == "dra_decision")
+    # clean data raises none
+    assert not [i for i in incidents(run(SessionEngine(setup()), quotes, trades, 100)) if i["kind"] == "bad_quote"]

@@ -1,6 +1,8 @@
 """End to end on real processes: a registered session on the synthetic feed trades for
-~20 s through a real Celery worker and real Redis, and every event type of spec §6.1
-appears, consistent with the orders, fills and positions."""
+~30 s through a real Celery worker and real Redis, and every event type of spec §6.1
+appears, consistent with the orders, fills and positions. Stopped, its final summary
+(written by the worker) appears once in ``paper_summary.ndjson``, with the P&L of the
+ledger and of the fills table and their count."""
 
 from __future__ import annotations
 
@@ -31,7 +33,13 @@ for f in fills:
     net[f.symbol] = net.get(f.symbol, 0.0) + f.quantity * (1 if f.side == "buy" else -1)
 engine = engine_load(SessionCheckpoint.objects.get(session__session_id="%(sid)s").engine_state)
 engine.ledger.check_invariant()
+# the P&L from the fills table alone: cash flows and fees, open positions at the ledger's marks
+cash = sum((-1 if f.side == "buy" else 1) * f.quantity * f.price - f.fee for f in fills)
+marks = engine.ledger.snapshot()["positions"]
 print(json.dumps({
+    "ledger_pnl": engine.ledger.pnl,
+    "fills_pnl": cash + sum(net.get(s, 0.0) * p["mark"] for s, p in marks.items() if net.get(s)),
+    "fill_count": fills.count(),
     "types": dict(Counter(events.values_list("event_type", flat=True))),
     "labels": sorted(set(events.values_list("env", "lane"))),
     "net": net,
@@ -61,14 +69,20 @@ def test_a_session_trades_in_real_time_and_emits_every_event_type(tmp_path):
         manage(env, "paper_session", "start", SID, "--reason", "e2e")
         market = feed(env, "synthetic_fx", log=tmp_path / "feed.log", interval_ms=20)
         steps = worker(env, "celery,steps.0,steps.1", tmp_path / "worker.log", name="e2e", concurrency=2)
+        summaries = tmp_path / "data" / "registry" / "paper_summary.ndjson"
         try:
             time.sleep(10)
             manage(env, "paper_killswitch", "set", f"session:{SID}", "reducing", "--reason", "e2e check")
             time.sleep(4)
             manage(env, "paper_killswitch", "set", f"session:{SID}", "active", "--reason", "e2e check over")
-            time.sleep(6)
+            time.sleep(16)
             stop(market)
             time.sleep(2)
+            manage(env, "paper_session", "stop", SID, "--reason", "e2e over")
+            for _ in range(60):  # the worker writes the final summary (queued by the stop)
+                if summaries.exists() and any(json.loads(line)["final"] for line in summaries.read_text().splitlines()):
+                    break
+                time.sleep(0.5)
         finally:
             stop(market, steps)
         report = shell_json(env, REPORT % {"sid": SID})
@@ -79,3 +93,11 @@ def test_a_session_trades_in_real_time_and_emits_every_event_type(tmp_path):
     assert report["orders_filled_qty_ok"]
     ndjson = (tmp_path / "data" / "telemetry" / f"{SID}.ndjson").read_text().splitlines()
     assert {json.loads(line)["type"] for line in ndjson} >= ALL_TYPES - {"paper_session_state_change"}
+
+    lines = [json.loads(line) for line in summaries.read_text().splitlines()]
+    final = [s for s in lines if s["final"]]
+    assert len(final) == 1 and final[0]["session_id"] == SID and final[0]["env"] == "paper"
+    assert len({(s["session_id"], s["as_of"], s["final"]) for s in lines}) == len(lines)  # never duplicated
+    assert final[0]["pnl"]["total"] == pytest.approx(report["ledger_pnl"], abs=1e-6)
+    assert final[0]["pnl"]["total"] == pytest.approx(report["fills_pnl"], abs=1e-6)
+    assert final[0]["fills"]["count"] == report["fill_count"] > 0
