@@ -39,24 +39,29 @@ def series_for_session(*, session_id: str, from_ns: int | None = None, to_ns: in
     return rows
 
 
-def minute_series_for_session(*, session_id: str) -> list[dict]:
-    """The samples summaries use: whole minutes, plus the newest (``metrics.summary.thin_to_minutes``)."""
+def minute_series_for_session(*, session_id: str, after_ns: int | None = None) -> list[dict]:
+    """The samples summaries use: whole minutes (after ``after_ns`` when given), plus the
+    newest (``metrics.summary.thin_to_minutes``)."""
     qs = EquitySample.objects.filter(session__session_id=session_id).order_by("ts_ns")
-    minutes = [s.as_record() for s in qs.annotate(rest=F("ts_ns") % 60_000_000_000).filter(rest=0)]
+    whole = qs if after_ns is None else qs.filter(ts_ns__gt=after_ns)
+    minutes = [s.as_record() for s in whole.annotate(rest=F("ts_ns") % 60_000_000_000).filter(rest=0)]
     last = qs.last()
     if last is not None and (not minutes or minutes[-1]["ts_ns"] != last.ts_ns):
         minutes.append(last.as_record())
     return minutes
 
 
-def event_payloads(*, session_id: str, event_types: list[str]) -> dict[str, list[dict]]:
-    """A session's events of ``event_types`` as their payloads plus ``ts`` (event time, epoch
-    ns at microsecond precision), by type, oldest first."""
+def event_payloads(*, session_id: str, event_types: list[str], after: int = 0) -> dict[str, list[dict]]:
+    """A session's events of ``event_types`` with a sequence number above ``after``, as their
+    payloads plus ``ts`` (event time, epoch ns at microsecond precision) and ``sequence``, by
+    type, oldest first."""
     out: dict[str, list[dict]] = {t: [] for t in event_types}
-    rows = (TelemetryEvent.objects.filter(session__session_id=session_id, event_type__in=event_types)
-            .order_by("sequence").values_list("event_type", "event_time", "payload"))
-    for kind, when, payload in rows:
-        out[kind].append({**payload, "ts": _ns(when), "event_type": kind})
+    rows = (TelemetryEvent.objects.filter(session__session_id=session_id, event_type__in=event_types,
+                                          sequence__gt=after)
+            .order_by("sequence").values_list("event_type", "event_time", "payload", "sequence"))
+    for kind, when, payload, seq in rows:
+        payload.update(ts=_ns(when), event_type=kind, sequence=seq)
+        out[kind].append(payload)
     return out
 
 

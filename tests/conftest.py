@@ -42,11 +42,13 @@ def _isolated_data_dir(tmp_path, settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_step_worker_memory():
-    """What a step worker keeps between steps (engines, step times, mark writes) is per
-    process: each test starts as a fresh worker would."""
+    """What a step worker keeps between steps (engines, step times, mark writes) and a
+    worker between summary refreshes is per process: each test starts as a fresh worker would."""
     from sessions_app import steps
+    from sessions_app.services.summaries import inputs_forget
 
     yield
+    inputs_forget()
     steps._ENGINES.clear()
     steps._STEP_TIMES.clear()
     steps._MARKS_WRITTEN.clear()

@@ -90,15 +90,34 @@ class RoundTripMatcher:
         return out
 
 
+class RoundTripBook:
+    """Round trips of fills fed in time order, a few at a time (a live session's summary
+    refreshes): after ``add``, ``trips`` is what ``round_trips`` of all the fills so far gives."""
+
+    def __init__(self, carried: dict[str, tuple[float, float]] | None = None) -> None:
+        self.matcher = RoundTripMatcher()
+        for symbol, (qty, avg) in (carried or {}).items():
+            self.matcher.carry(symbol, qty, avg)
+        self.trips: list[RoundTrip] = []
+        self.last_ts: int | None = None
+
+    def add(self, fills: Iterable[dict]) -> bool:
+        """Book ``fills`` (time order); False, booking none, when one is older than a fill
+        booked before: the caller starts a new book from all the fills."""
+        fills = list(fills)
+        if fills and self.last_ts is not None and min(int(f["ts"]) for f in fills) < self.last_ts:
+            return False
+        for f in sorted(fills, key=lambda f: f["ts"]):
+            sign = 1 if f["side"] == "buy" else -1
+            self.trips += self.matcher.on_fill(f["symbol"], sign, float(f["quantity"]), float(f["price"]),
+                                               float(f["fee"]), int(f["ts"]))
+            self.last_ts = int(f["ts"])
+        return True
+
+
 def round_trips(fills: Iterable[dict], carried: dict[str, tuple[float, float]] | None = None) -> list[RoundTrip]:
     """The round trips of fill records (``symbol``, ``side``, ``quantity``, ``price``, ``fee``,
     ``ts``), in time order; ``carried``: symbol -> (quantity, average price) held at the start."""
-    matcher = RoundTripMatcher()
-    for symbol, (qty, avg) in (carried or {}).items():
-        matcher.carry(symbol, qty, avg)
-    out: list[RoundTrip] = []
-    for f in sorted(fills, key=lambda f: f["ts"]):
-        sign = 1 if f["side"] == "buy" else -1
-        out += matcher.on_fill(f["symbol"], sign, float(f["quantity"]), float(f["price"]), float(f["fee"]),
-                               int(f["ts"]))
-    return out
+    book = RoundTripBook(carried)
+    book.add(fills)
+    return book.trips

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,8 +56,7 @@ def slippage_by(fills: Iterable[dict], key: str) -> dict[str, dict]:
     return {k: slippage_stats(v) for k, v in sorted(groups.items())}
 
 
-@dataclass(frozen=True)
-class ChildFill:
+class ChildFill(NamedTuple):
     quantity: float
     price: float
     fee: float
@@ -66,18 +65,22 @@ class ChildFill:
 def implementation_shortfall(*, side: int, quantity: float, decision_price: float, arrival_price: float | None,
                              end_price: float, fills: Sequence[ChildFill]) -> dict:
     """The Perold/Wagner decomposition of one parent decision (see the module docstring)."""
-    executed = sum(f.quantity for f in fills)
-    avg = sum(f.quantity * f.price for f in fills) / executed if executed > 0 else 0.0
-    fees = sum(f.fee for f in fills)
+    executed = paid = fees = 0.0
+    for q, price, fee in fills:
+        executed += q
+        paid += q * price
+        fees += fee
+    avg = paid / executed if executed > 0 else 0.0
     arrival = decision_price if arrival_price is None else arrival_price
     delay = side * executed * (arrival - decision_price)
     trading = side * executed * (avg - arrival) if executed > 0 else 0.0
     opportunity = side * (quantity - executed) * (end_price - decision_price)
     total = delay + trading + opportunity + fees
     notional = quantity * decision_price
+    per_bp = 1e4 / notional if notional else None
 
     def bps(x: float) -> float | None:
-        return x / notional * 1e4 if notional else None
+        return x * per_bp if per_bp is not None else None
 
     return {"quantity": quantity, "executed": executed, "fill_ratio": executed / quantity if quantity else None,
             "decision_price": decision_price, "arrival_price": arrival, "average_price": avg if executed else None,

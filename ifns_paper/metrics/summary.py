@@ -20,13 +20,14 @@ slippage and shortfall in bps; the conventions travel in the summary.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 
-from ifns_paper.engine.trades import round_trips
+from ifns_paper.engine.trades import RoundTrip, round_trips
 from ifns_paper.metrics.benchmark import tracking
 from ifns_paper.metrics.conventions import Conventions
 from ifns_paper.metrics.execution import (
@@ -85,38 +86,58 @@ def benchmark_returns(benchmark: str, series: Sequence[dict], grid_ns: np.ndarra
 
 
 def implementation_shortfalls(decisions: Sequence[dict], orders: Sequence[dict], fills: Sequence[dict],
-                              series_marks: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+                              series_marks: dict[str, tuple[list[int], list[float]]],
+                              memo: dict | None = None) -> list[dict]:
     """One shortfall per decision that sent orders (see ``execution.implementation_shortfall``):
     decision price = the mid the decision saw; arrival price = the first fill's arrival mid
     (the mid when a child reached the venue), or the decision price without fills; end price
-    = the symbol's mid at the last fill (or at the decision without fills, from the series)."""
+    = the symbol's mid at the last fill (or at the decision without fills, from the series).
+    ``fills`` in time order; ``series_marks``: symbol -> (times, mids) in time order.
+    ``memo`` (kept by the caller between calls on a growing session): decision id -> its
+    inputs and result, reused while its fills, arrival and end price are unchanged."""
     by_decision: dict[str, list[dict]] = defaultdict(list)
     coid_decision = {o["client_order_id"]: o["decision_id"] for o in orders}
     for f in fills:
         d = coid_decision.get(f["client_order_id"])
         if d:
             by_decision[d].append(f)
-    sent = {o["decision_id"] for o in orders}
+    sent = set(coid_decision.values())
     out = []
     for d in decisions:
         if d["decision_id"] not in sent or d["verdict"] == "DENY":
             continue
-        own = sorted(by_decision.get(d["decision_id"], []), key=lambda f: f["ts"])
-        side = 1 if d["side"] == "buy" else -1
+        own = by_decision.get(d["decision_id"], ())
         arrival = own[0]["arrival_mid"] if own and own[0]["arrival_mid"] == own[0]["arrival_mid"] else None
         end_ts = own[-1]["ts"] if own else d["ts"]
         end = _mark_at(series_marks.get(d["symbol"]), end_ts, d["mid"])
+        key = (len(own), end_ts, end, arrival)
+        if memo is not None and (kept := memo.get(d["decision_id"])) is not None and kept[0] == key:
+            out.append(kept[1])
+            continue
         result = implementation_shortfall(
-            side=side, quantity=float(d["approved_quantity"]), decision_price=float(d["mid"]), arrival_price=arrival,
-            end_price=end, fills=[ChildFill(float(f["quantity"]), float(f["price"]), float(f["fee"])) for f in own])
-        out.append({"decision_id": d["decision_id"], "symbol": d["symbol"], "side": d["side"], **result})
+            side=1 if d["side"] == "buy" else -1, quantity=float(d["approved_quantity"]),
+            decision_price=float(d["mid"]), arrival_price=arrival, end_price=end,
+            fills=[ChildFill(float(f["quantity"]), float(f["price"]), float(f["fee"])) for f in own])
+        result["decision_id"], result["symbol"], result["side"] = d["decision_id"], d["symbol"], d["side"]
+        if memo is not None:
+            memo[d["decision_id"]] = (key, result)
+        out.append(result)
     return out
 
 
-def _mark_at(marks: tuple[np.ndarray, np.ndarray] | None, ts: int, default: float) -> float:
-    if marks is None or len(marks[0]) == 0:
+def _totals(rows: Sequence[dict], keys: tuple[str, ...]) -> dict[str, float]:
+    """The sum of each of ``keys`` over ``rows`` (one pass)."""
+    totals = dict.fromkeys(keys, 0)
+    for row in rows:
+        for k in keys:
+            totals[k] += row[k]
+    return totals
+
+
+def _mark_at(marks: tuple[list[int], list[float]] | None, ts: int, default: float) -> float:
+    if not marks or not marks[0]:
         return default
-    i = int(np.searchsorted(marks[0], ts, side="right")) - 1
+    i = bisect.bisect_right(marks[0], ts) - 1
     return float(marks[1][i]) if i >= 0 else default
 
 
@@ -124,28 +145,32 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
               starting_capital: float, ledger: dict, series: Sequence[dict], fills: Sequence[dict],
               decisions: Sequence[dict], orders: Sequence[dict], breaches: Sequence[dict],
               incidents: Sequence[dict], limits: dict, benchmark: str = "flat_cash",
-              carried: dict[str, tuple[float, float]] | None = None, started_ns: int | None = None) -> dict:
-    """The summary object (JSON-safe): identification, conventions and every metric."""
+              carried: dict[str, tuple[float, float]] | None = None, started_ns: int | None = None,
+              trips: Sequence[RoundTrip] | None = None, shortfall_memo: dict | None = None) -> dict:
+    """The summary object (JSON-safe): identification, conventions and every metric.
+    ``trips``: the round trips of ``fills`` (and ``carried``) when the caller keeps them
+    (``engine.trades.RoundTripBook`` fed fill by fill); computed here otherwise.
+    ``shortfall_memo``: see ``implementation_shortfalls``."""
     conv = conventions
     ts = np.asarray([p["ts_ns"] for p in series], dtype=np.int64)
     equity = np.asarray([p["equity"] for p in series], dtype=np.float64)
     grid, grid_equity = sample_on_grid(ts, equity, conv.grid_s)
     returns = simple_returns(grid_equity)
-    trips = round_trips(fills, carried)
+    if trips is None:
+        trips = round_trips(fills, carried)
     traded = sum(float(f["quantity"]) * float(f["price"]) for f in fills)
     marks: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for p in series:
         for symbol, mid in (p.get("marks") or {}).items():
             marks[symbol][0].append(p["ts_ns"])
             marks[symbol][1].append(mid)
-    mark_arrays = {s: (np.asarray(t, dtype=np.int64), np.asarray(v)) for s, (t, v) in marks.items()}
 
     bench_r, bench_note = benchmark_returns(benchmark, series, grid)
     bench = {"benchmark": benchmark, "how": bench_note, "tracking_error": None, "information_ratio": None}
     if bench_r is not None and len(bench_r) == len(returns):
         bench |= tracking(returns, bench_r, conv)
 
-    shortfalls = implementation_shortfalls(decisions, orders, fills, mark_arrays)
+    shortfalls = implementation_shortfalls(decisions, orders, fills, marks, shortfall_memo)
     is_bps = [s["total_bps"] for s in shortfalls if s["total_bps"] is not None]
 
     strategy_fills = [{**f, "strategy_id": strategy_id} for f in fills]
@@ -206,11 +231,7 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
             "implementation_shortfall": {
                 "decisions": len(shortfalls),
                 "mean_bps": float(np.mean(is_bps)) if is_bps else None,
-                "total": sum(s["total"] for s in shortfalls),
-                "delay": sum(s["delay"] for s in shortfalls),
-                "trading": sum(s["trading"] for s in shortfalls),
-                "opportunity": sum(s["opportunity"] for s in shortfalls),
-                "fees": sum(s["fees"] for s in shortfalls),
+                **_totals(shortfalls, ("total", "delay", "trading", "opportunity", "fees")),
                 "worst": sorted(shortfalls, key=lambda s: -(s["total_bps"] or 0))[:5],
             },
         },

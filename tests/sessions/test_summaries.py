@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from broker_app.models import PaperFill
+from ifns_paper import marketbus
 from sessions_app import dispatch
 from sessions_app.checkpoints import engine_load
 from sessions_app.models import SessionCheckpoint
@@ -19,7 +20,7 @@ from sessions_app.services.summaries import summaries_refresh_running, summary_r
 from sessions_app.steps import session_step
 from telemetry_app.models import SessionSummary
 from telemetry_app.services import summary_file
-from tests.sessions.test_session_steps import market, publish
+from tests.sessions.test_session_steps import _cut, market, publish
 
 SID = "research_fx_momentum_v13"
 
@@ -129,3 +130,29 @@ def test_lane_summary_and_the_promotion_funnel_are_served(traded, client):
     assert crit["min_days"]["required"] == 5 and crit["min_days"]["met"] is False  # minutes, not days
     assert crit["min_trades"]["required"] == 200
     assert "strat.momentum_fx" in research["allowed"]["strategies"]
+
+
+@pytest.mark.parametrize(("session_id", "feed", "symbol"), [
+    (SID, "synthetic_fx", "EURUSD"),  # immediate orders
+    ("gatecheck_fx_momentum_v12", "synthetic_fx", "EURUSD"),  # TWAP, from a backtest's end state
+    ("research_crypto_trend", "synthetic_crypto", "BTCUSDT"),  # passive limits: orders work across refreshes
+])
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_that_reads_only_new_rows_equals_a_summary_from_scratch(loaded, bus, session_id, feed, symbol):
+    from sessions_app.services import summaries
+
+    session_transition(session_id=session_id, action="start", actor="t")
+    data = market(4000, symbol=symbol)
+    saw_open_orders = False
+    for start in range(0, 10_000, 700):
+        marketbus.publish(bus, feed, _cut(data, start, start + 700))
+        session_step(session_id=session_id, client=bus)
+        incremental = summaries.summary_compute(session_id=session_id, final=False)
+        kept = summaries._inputs.pop(session_id, None)
+        saw_open_orders |= bool(kept and kept.open)
+        assert incremental == summaries.summary_compute(session_id=session_id, final=False)  # read afresh
+        if kept is not None:
+            summaries._inputs[session_id] = kept
+    assert incremental["fills"]["count"] == PaperFill.objects.filter(session__session_id=session_id).count() > 0
+    if session_id == "research_crypto_trend":
+        assert saw_open_orders  # orders still working at a refresh were re-read later
