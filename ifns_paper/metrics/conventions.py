@@ -9,6 +9,10 @@
   24/7 market has 525,600 periods a year.
 * **Risk-free rate**: annual in the configuration, per period
   ``(1 + rf) ** (1 / periods_per_year) − 1``.
+* **Minimum sample**: annualised ratios (Sharpe, Sortino, information ratio) are
+  reported from ``min_periods`` returns on (30: half an hour on a 1-minute grid);
+  before that they are None — a ratio annualised from a few minutes is noise (two
+  1-minute returns of a calm FX session give a Sharpe of −19,000).
 
 Plain Python, no Django.
 """
@@ -41,9 +45,12 @@ class Conventions:
     calendar: str = "24/7"  # "24/7" (crypto) or "24/5" (FX)
     risk_free_annual: float = 0.0  # e.g. 0.04 for 4 % a year
     currency: str = "USD"
+    min_periods: int = 30  # returns needed before an annualised ratio is reported
 
     def __post_init__(self) -> None:
         periods_per_year(self.calendar, self.grid_s)  # validates both
+        if self.min_periods < 2:
+            raise ValueError(f"min_periods: must be >= 2, got {self.min_periods!r}")
 
     @property
     def periods_per_year(self) -> float:

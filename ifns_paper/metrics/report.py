@@ -57,7 +57,8 @@ def format_report(s: dict) -> str:
         f"  equity           {_money(pnl['equity'], ccy):>22}   from {_money(pnl['starting_capital'], ccy)}",
         "Returns (annualised)",
         f"  volatility {_pct(r['volatility'])}   Sharpe {_num(r['sharpe'])}   Sortino {_num(r['sortino'])}   "
-        f"periods {r['periods']}",
+        f"periods {r['periods']}" + (f" (ratios from {c['min_periods']} periods on)"
+                                     if r["periods"] < c.get("min_periods", 0) else ""),
         f"  max drawdown {_pct(dd['depth'], 3)} ({_money(dd['amount'], ccy)}), {_duration(dd['duration_s'])}"
         f"{'' if dd['recovered'] else ' and not recovered'}",
         f"  turnover {_num(r['turnover'])}x   profit factor {_num(r['profit_factor'])}",

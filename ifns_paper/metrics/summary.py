@@ -165,10 +165,13 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
             marks[symbol][0].append(p["ts_ns"])
             marks[symbol][1].append(mid)
 
+    enough = len(returns) >= conv.min_periods  # for annualised ratios (see Conventions)
     bench_r, bench_note = benchmark_returns(benchmark, series, grid)
     bench = {"benchmark": benchmark, "how": bench_note, "tracking_error": None, "information_ratio": None}
     if bench_r is not None and len(bench_r) == len(returns):
         bench |= tracking(returns, bench_r, conv)
+        if not enough:
+            bench["information_ratio"] = None
 
     shortfalls = implementation_shortfalls(decisions, orders, fills, marks, shortfall_memo)
     is_bps = [s["total_bps"] for s in shortfalls if s["total_bps"] is not None]
@@ -214,8 +217,8 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
         "returns": {
             "periods": int(len(returns)),
             "volatility": annual_volatility(returns, conv),
-            "sharpe": sharpe(returns, conv),
-            "sortino": sortino(returns, conv),
+            "sharpe": sharpe(returns, conv) if enough else None,
+            "sortino": sortino(returns, conv) if enough else None,
             "max_drawdown": max_drawdown(ts, equity),
             "turnover": turnover(traded, float(np.mean(equity)) if len(equity) else 0.0),
             "profit_factor": profit_factor(np.asarray([t.net_pnl for t in trips])) if trips else None,

@@ -88,6 +88,29 @@ def test_returns_volatility_sharpe_and_sortino_by_hand():
     assert sortino(r, DAILY_247) == pytest.approx((0.02 / 3) / math.sqrt(0.0004 / 3) * math.sqrt(365), rel=1e-6)
 
 
+@pytest.mark.parametrize(("minutes", "reported"), [(10, False), (29, False), (30, True), (45, True)])
+def test_a_summary_reports_annualised_ratios_from_thirty_returns_on(minutes, reported):
+    from ifns_paper.metrics.summary import summarize
+
+    rng = np.random.default_rng(minutes)
+    equity = 1e6 * np.cumprod(np.r_[1.0, 1 + rng.normal(0, 1e-4, minutes)])
+    t0 = 1_764_000_000 * S // (60 * S) * (60 * S)
+    series = [{"ts_ns": t0 + i * 60 * S, "equity": float(e), "gross": 0.0, "net": 0.0, "drawdown": 0.0,
+               "positions": {}, "marks": {}} for i, e in enumerate(equity)]
+    conv = Conventions(grid_s=60, calendar="24/7")
+    out = summarize(session_id="s", lane="paper_research", strategy_id="x", as_of_ns=series[-1]["ts_ns"],
+                    final=False, conventions=conv, starting_capital=1e6,
+                    ledger={"equity": float(equity[-1]), "realized": 0.0, "unrealized": 0.0, "fees": 0.0},
+                    series=series, fills=[], decisions=[], orders=[], breaches=[], incidents=[], limits={})
+    assert out["returns"]["periods"] == minutes and out["conventions"]["min_periods"] == 30
+    if reported:  # by hand: mean / sd(ddof=1) * sqrt(525,600 one-minute periods a year)
+        r = np.diff(equity) / equity[:-1]
+        assert out["returns"]["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(525_600), rel=1e-9)
+    else:
+        assert out["returns"]["sharpe"] is None and out["returns"]["sortino"] is None
+    assert out["returns"]["volatility"] is not None  # a volatility needs no minimum sample
+
+
 def test_flat_equity_has_no_ratios_and_no_drawdown():
     r = simple_returns(np.full(10, 1000.0))
     assert annual_volatility(r, DAILY_247) == 0.0

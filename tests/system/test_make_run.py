@@ -212,6 +212,25 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
                 problems.append(f"{sid}: kill_switch={health.get('kill_switch')!r}")
         assert not problems, "\n".join(problems)
 
+        # The evidence (issue 9): by now each demo session has a summary line, the summary,
+        # incidents, series and telemetry links of the registry answer with JSON, paper_report
+        # prints the summary, and the lane aggregates and the funnel are served.
+        registry = tmp_path / "data" / "registry"
+        lines = [json.loads(line) for line in (registry / "paper_summary.ndjson").read_text().splitlines()]
+        assert set(DEMO_SESSIONS) <= {s["session_id"] for s in lines}
+        entries = {e["session_id"]: e for e in json.loads((registry / "paper_sessions.json").read_text())["sessions"]}
+        for sid in DEMO_SESSIONS:
+            links = entries[sid]["links"]
+            for name in ("summary", "incidents", "series", "telemetry"):
+                path = "/" + links[name].split("://", 1)[-1].split("/", 1)[1]
+                assert _get_json(base + path) is not None, (sid, name)
+            assert _get_json(base + "/" + links["summary"].split("://", 1)[-1].split("/", 1)[1])["session_id"] == sid
+        report = subprocess.run([sys.executable, "manage.py", "paper_report", DEMO_SESSIONS[0]], cwd=ROOT, env=env,
+                                capture_output=True, text=True)
+        assert report.returncode == 0 and "P&L" in report.stdout and " bp" in report.stdout, report.stdout + report.stderr
+        assert _get_json(f"{api}/lanes/paper_research/summary/")["lane"] == "paper_research"
+        assert _get_json(f"{api}/funnel/")
+
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         proc.wait(timeout=60)
         text = output()
