@@ -37,6 +37,7 @@ def _isolated_data_dir(tmp_path, settings):
     """Registry exports and other generated files go to a per-test folder."""
     settings.IFNS_DATA_DIR = tmp_path / "data"
     settings.IFNS_REGISTRY_DIR = tmp_path / "data" / "registry"
+    settings.IFNS_RECORDINGS_DIR = tmp_path / "data" / "recordings"
     return settings.IFNS_DATA_DIR
 
 

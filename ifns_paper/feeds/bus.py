@@ -20,6 +20,7 @@ import redis
 
 from ifns_paper import marketbus
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
+from ifns_paper.feeds.recorder import Recorder
 
 
 class StreamOrderError(RuntimeError):
@@ -32,9 +33,10 @@ class FeedBus:
 
     def __init__(self, client: redis.Redis, feed: str, *,
                  after_publish: Callable[[str, int], object] | None = None,
-                 maxlen: int = marketbus.DEFAULT_MAXLEN) -> None:
+                 maxlen: int = marketbus.DEFAULT_MAXLEN, recorder: Recorder | None = None) -> None:
         self.client, self.feed, self.maxlen = client, feed, maxlen
         self.after_publish = after_publish
+        self.recorder = recorder  # also writes each publish to disk (``feeds.recorder``)
         self._min_row: int | None = None  # rows must have ts >= this
         self._min_clock: int | None = None  # clocks must have ts >= this
         self._synced = False
@@ -90,6 +92,8 @@ class FeedBus:
                 raise StreamOrderError(f"{self.feed}: clock {clock_ns} ns is older than the stream's "
                                        f"last entry ({min_clock} ns)")
         rows = marketbus.publish(self.client, self.feed, list(batches), clock_ns=clock_ns, maxlen=self.maxlen)
+        if self.recorder is not None:  # what the stream now has, as published (never raises)
+            self.recorder.write(batches, clock_ns)
         self._min_row, self._min_clock = min_row, min_clock
         if clock_ns is not None:
             self._note(clock_ns, clock=True)

@@ -149,6 +149,12 @@ IFNS_STEP_SHARDS = env_int("IFNS_STEP_SHARDS", 2, minimum=1)
 # Metrics: the annual risk-free rate Sharpe and Sortino take out (0.04 = 4 %), per period
 # (1 + rf) ** (1 / periods a year) - 1 (ifns_paper.metrics.conventions).
 IFNS_RISK_FREE_ANNUAL = env_float("IFNS_RISK_FREE_ANNUAL", 0.0, minimum=-0.99)
+# Market-data recordings: every feed process also writes what it publishes to hourly
+# segments under IFNS_RECORDINGS_DIR/<feed>/ (ifns_paper.feeds.recorder), kept for
+# IFNS_RECORDING_RETENTION_HOURS; shadow backtests replay them. IFNS_RECORD_FEEDS=0: off.
+IFNS_RECORD_FEEDS = env_bool("IFNS_RECORD_FEEDS", True)
+IFNS_RECORDINGS_DIR = env_path("IFNS_RECORDINGS_DIR", IFNS_DATA_DIR / "recordings", base=BASE_DIR)
+IFNS_RECORDING_RETENTION_HOURS = env_float("IFNS_RECORDING_RETENTION_HOURS", 72.0, minimum=1.0)
 # Tests only: when this file exists, a step worker dies ("die") or holds its transaction open
 # ("pause <s>") after inserting a step's orders and fills, before its events and checkpoints
 # (sessions_app.steps._test_hook_after_execution_rows). Empty: off.

@@ -32,6 +32,7 @@ from ifns_paper.config.loader import resolve_feed_file
 from ifns_paper.engine.marketdata import MarketDataError
 from ifns_paper.feeds.bus import FeedBus
 from ifns_paper.feeds.instruments import spec_for
+from ifns_paper.feeds.recorder import Recorder
 from ifns_paper.feeds.replay import load_replay_file
 from ifns_paper.feeds.runners import BinanceRunner, FeedRunner, ReplayRunner, SyntheticRunner
 from ifns_paper.feeds.supervisor import Backoff, HealthSnapshot, Supervisor, run_feeds
@@ -75,7 +76,10 @@ class Command(BaseCommand):
             feed = configured.get(name)
             if feed is None:
                 raise CommandError(f"unknown feed {name!r} (configured: {', '.join(sorted(configured))})")
-            bus = FeedBus(client, name, after_publish=_steps_for_feed)
+            recorder = (Recorder(settings.IFNS_RECORDINGS_DIR, name,
+                                 retention_hours=settings.IFNS_RECORDING_RETENTION_HOURS)
+                        if settings.IFNS_RECORD_FEEDS else None)
+            bus = FeedBus(client, name, after_publish=_steps_for_feed, recorder=recorder)
             runners.append(self._runner(name, feed, bus, interval_s=interval_s, glitches=glitches))
 
         self.stdout.write(f"publishing {', '.join(r.name for r in runners)} every {interval_ms} ms "

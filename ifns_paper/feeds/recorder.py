@@ -1,0 +1,221 @@
+"""The market-data recorder: what a feed publishes, kept on disk so that exactly the data a
+paper session saw can be replayed later (shadow backtests).
+
+Layout: ``<root>/<feed>/<YYYYMMDDTHH>[.<part>].ndjson.gz``, segments per hour of *market*
+time (the time of the rows and clocks, not of the wall clock); a feed process that starts
+within an hour it already recorded (a restart) writes the next part. Each publish is one
+line, in publish order:
+
+    {"at": <wall ns of the publish>, "batches": [<batch>, ...], "clock": <ns or null>}
+    quote batch: {"y": symbol, "k": "q", "ts": [...], "b": [...], "a": [...], "bs": [...], "as": [...]}
+    trade batch: {"y": symbol, "k": "t", "ts": [...], "p": [...], "s": [...], "g": [...]}
+
+Floats are written by ``json`` (shortest repr: round-trip exact), so reading a recording
+gives back the very rows that were published. Every line is compressed and flushed
+(``Z_SYNC_FLUSH``) as it is written: a feed process killed at any moment leaves a segment
+readable up to its last publish (``read_segment`` tolerates the missing gzip trailer). A
+feed outage is a gap: no line for that time. Segments older than ``retention_hours`` (by
+their hour) are deleted when a new segment opens.
+
+Plain Python, no Django, no Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import logging
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
+
+log = logging.getLogger(__name__)
+
+HOUR_NS = 3_600_000_000_000
+SUFFIX = ".ndjson.gz"
+
+
+def segment_name(hour_ns: int, part: int = 0) -> str:
+    hour = datetime.fromtimestamp(hour_ns // 1_000_000_000, tz=UTC).strftime("%Y%m%dT%H")
+    return f"{hour}{f'.{part}' if part else ''}{SUFFIX}"
+
+
+def segment_key(path: Path) -> tuple[int, int] | None:
+    """(first ns of its hour, part) of a segment file (None for a file that is not one)."""
+    if not path.name.endswith(SUFFIX):
+        return None
+    hour, _, part = path.name[: -len(SUFFIX)].partition(".")
+    try:
+        moment = datetime.strptime(hour, "%Y%m%dT%H").replace(tzinfo=UTC)
+        number = int(part) if part else 0
+    except ValueError:
+        return None
+    return int(moment.timestamp()) * 1_000_000_000, number
+
+
+def _batch_json(batch: QuoteBatch | TradeBatch) -> dict:
+    if isinstance(batch, QuoteBatch):
+        return {"y": batch.symbol, "k": "q", "ts": batch.ts.tolist(), "b": batch.bid.tolist(),
+                "a": batch.ask.tolist(), "bs": batch.bid_size.tolist(), "as": batch.ask_size.tolist()}
+    return {"y": batch.symbol, "k": "t", "ts": batch.ts.tolist(), "p": batch.price.tolist(),
+            "s": batch.size.tolist(), "g": batch.aggressor.tolist()}
+
+
+def _batch_from(obj: dict) -> QuoteBatch | TradeBatch:
+    if obj["k"] == "q":
+        return QuoteBatch.from_arrays(obj["y"], obj["ts"], obj["b"], obj["a"], obj["bs"], obj["as"])
+    return TradeBatch.from_arrays(obj["y"], obj["ts"], obj["p"], obj["s"], np.asarray(obj["g"], dtype=np.int8))
+
+
+class Recorder:
+    """Appends one feed's publishes to its hourly segments. ``write`` never raises: a disk
+    problem is logged (at most once a minute) and counted in ``errors``, and the feed goes on
+    publishing — a recording with a hole is better than a feed that stops."""
+
+    def __init__(self, root: Path | str, feed: str, *, retention_hours: float = 72.0, level: int = 6) -> None:
+        self.dir = Path(root) / feed
+        self.feed, self.retention_hours, self.level = feed, retention_hours, level
+        self._hour: int | None = None
+        self._file: gzip.GzipFile | None = None
+        self.errors = 0
+        self._last_error_log = 0.0
+
+    def write(self, batches: Sequence[QuoteBatch | TradeBatch], clock_ns: int | None, *,
+              at_ns: int | None = None) -> None:
+        rows = [b for b in batches if len(b)]
+        if not rows and clock_ns is None:
+            return
+        first = int(rows[0].ts[0]) if rows else int(clock_ns)
+        line = json.dumps({"at": at_ns if at_ns is not None else time.time_ns(),
+                           "batches": [_batch_json(b) for b in rows],
+                           "clock": None if clock_ns is None else int(clock_ns)}, separators=(",", ":"))
+        try:
+            self._segment(first // HOUR_NS * HOUR_NS)
+            self._file.write(line.encode() + b"\n")
+            self._file.flush()  # Z_SYNC_FLUSH: readable up to here whatever happens next
+        except OSError as exc:
+            self.errors += 1
+            self._close()
+            now = time.monotonic()
+            if now - self._last_error_log > 60:
+                self._last_error_log = now
+                log.warning("recorder %s: could not write to %s (%s); the feed goes on, the recording has a gap",
+                            self.feed, self.dir, exc)
+
+    def _segment(self, hour: int) -> None:
+        """Open the segment of ``hour`` (appending: a restarted feed continues its hour)."""
+        if self._file is not None and (self._hour == hour or hour < self._hour):
+            return  # a late row of the previous hour stays in the open segment
+        self._close()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        part = 0
+        while (self.dir / segment_name(hour, part)).exists():
+            part += 1
+        self._file = gzip.GzipFile(self.dir / segment_name(hour, part), mode="wb", compresslevel=self.level)
+        self._hour = hour
+        self.prune(now_hour=hour)
+
+    def prune(self, *, now_hour: int) -> list[Path]:
+        """Delete segments whose hour is older than the retention; returns them."""
+        gone = []
+        oldest = now_hour - int(self.retention_hours * HOUR_NS)
+        for path in sorted(self.dir.glob("*" + SUFFIX)):
+            key = segment_key(path)
+            if key is not None and key[0] < oldest:
+                path.unlink(missing_ok=True)
+                gone.append(path)
+        return gone
+
+    def _close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file, self._hour = None, None
+
+    def close(self) -> None:
+        self._close()
+
+
+@dataclass(frozen=True)
+class Publish:
+    """One recorded publish: its wall time, its batches (time order) and its clock."""
+
+    at_ns: int
+    batches: list[QuoteBatch | TradeBatch]
+    clock_ns: int | None
+
+    @property
+    def last_ns(self) -> int | None:
+        """The newest time it carries (its clock, else its last row)."""
+        if self.clock_ns is not None:
+            return self.clock_ns
+        return max((int(b.ts[-1]) for b in self.batches), default=None)
+
+
+def _decompressed(path: Path, chunk: int = 1 << 16) -> bytes:
+    """Every byte a segment holds up to its last complete flush: no error for a file cut
+    short by a killed writer, and what precedes damage is kept."""
+    d, out = zlib.decompressobj(wbits=31), []
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            try:
+                out.append(d.decompress(block))
+            except zlib.error:
+                break
+            if d.eof:
+                break
+    return b"".join(out)
+
+
+def read_segment(path: Path) -> Iterator[Publish]:
+    """The publishes of one segment, in order; a last line cut short is ignored."""
+    for line in _decompressed(path).split(b"\n"):
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # the partial line of a writer killed mid-write
+        yield Publish(int(obj["at"]), [_batch_from(b) for b in obj["batches"]], obj["clock"])
+
+
+def segments(root: Path | str, feed: str) -> list[tuple[int, Path]]:
+    """A feed's segments as (hour ns, path), oldest first (parts of an hour in order)."""
+    folder = Path(root) / feed
+    found = [(segment_key(p), p) for p in folder.glob("*" + SUFFIX)] if folder.is_dir() else []
+    return [(k[0], p) for k, p in sorted((k, p) for k, p in found if k is not None)]
+
+
+def read_recording(root: Path | str, feed: str, *, from_ns: int | None = None,
+                   to_ns: int | None = None) -> Iterator[Publish]:
+    """A feed's recorded publishes whose data lies in [from_ns, to_ns] (rows outside the
+    window are cut off; clocks outside it are dropped), in publish order."""
+    for hour, path in segments(root, feed):
+        if to_ns is not None and hour > to_ns:
+            break
+        if from_ns is not None and hour + 2 * HOUR_NS <= from_ns:
+            continue  # (a publish may run past the end of its segment's hour: one more is read)
+        for pub in read_segment(path):
+            batches = [_window(b, from_ns, to_ns) for b in pub.batches]
+            batches = [b for b in batches if len(b)]
+            clock = pub.clock_ns
+            if clock is not None and ((from_ns is not None and clock < from_ns) or (to_ns is not None and clock > to_ns)):
+                clock = None
+            if batches or clock is not None:
+                yield Publish(pub.at_ns, batches, clock)
+
+
+def _window(batch: QuoteBatch | TradeBatch, from_ns: int | None, to_ns: int | None) -> QuoteBatch | TradeBatch:
+    if from_ns is None and to_ns is None:
+        return batch
+    lo = 0 if from_ns is None else int(np.searchsorted(batch.ts, from_ns, "left"))
+    hi = len(batch) if to_ns is None else int(np.searchsorted(batch.ts, to_ns, "right"))
+    return batch if (lo, hi) == (0, len(batch)) else batch.slice(lo, hi)
