@@ -249,5 +249,11 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
                             f"{_with_context(lines, errors)}")
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            # honcho runs each process in a session of its own: a kill of this group would
+            # leave them running (steps, feed, web...). SIGTERM makes it stop them all.
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
