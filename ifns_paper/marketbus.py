@@ -48,14 +48,13 @@ class Clock:
     ts: int
 
 
-def publish(client: redis.Redis, feed: str, batches: list[QuoteBatch | TradeBatch], *,
-            clock_ns: int | None = None, maxlen: int = DEFAULT_MAXLEN) -> int:
+def publish_ids(client: redis.Redis, feed: str, batches: list[QuoteBatch | TradeBatch], *,
+                clock_ns: int | None = None, maxlen: int = DEFAULT_MAXLEN) -> list[str]:
     """XADD every row of ``batches`` (already in time order) in one pipeline, then a clock
     entry at ``clock_ns`` when given (it must not be older than the last row); returns the
-    market-data rows written."""
+    entry ids, rows in batch order then the clock's."""
     pipe = client.pipeline(transaction=False)
     key = stream_key(feed)
-    n = 0
     for batch in batches:
         y = batch.symbol
         if isinstance(batch, QuoteBatch):
@@ -63,17 +62,21 @@ def publish(client: redis.Redis, feed: str, batches: list[QuoteBatch | TradeBatc
                                          batch.bid_size.tolist(), batch.ask_size.tolist(), strict=True):
                 pipe.xadd(key, {"y": y, "k": "q", "ts": ts, "b": repr(b), "a": repr(a), "bs": repr(bs),
                                 "as": repr(asz)}, maxlen=maxlen, approximate=True)
-                n += 1
         else:
             for ts, p, s, g in zip(batch.ts.tolist(), batch.price.tolist(), batch.size.tolist(),
                                    batch.aggressor.tolist(), strict=True):
                 pipe.xadd(key, {"y": y, "k": "t", "ts": ts, "p": repr(p), "s": repr(s), "g": g},
                           maxlen=maxlen, approximate=True)
-                n += 1
     if clock_ns is not None:
         pipe.xadd(key, {"k": "c", "ts": int(clock_ns)}, maxlen=maxlen, approximate=True)
-    pipe.execute()
-    return n
+    return [_text(i) for i in pipe.execute()]
+
+
+def publish(client: redis.Redis, feed: str, batches: list[QuoteBatch | TradeBatch], *,
+            clock_ns: int | None = None, maxlen: int = DEFAULT_MAXLEN) -> int:
+    """``publish_ids``; returns the market-data rows written."""
+    ids = publish_ids(client, feed, batches, clock_ns=clock_ns, maxlen=maxlen)
+    return len(ids) - (clock_ns is not None)
 
 
 @dataclass

@@ -29,7 +29,7 @@ import csv
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -294,7 +294,6 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
                 bars: Sequence[Path] = (), out: Path, options: ImportOptions | None = None) -> dict:
     """Strategy-driven replay: the session's own chain decides, exactly as a real-time step would."""
     from ifns_paper.config import load_config_dir
-    from ifns_paper.engine.marketdata import QuoteBatch
     from ifns_paper.engine.session import SessionEngine
     from ifns_paper.session_setup import setup_from_bundle
 
@@ -304,6 +303,21 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
     options = options or ImportOptions()
     batches = _market_batches(quotes, trades, bars, options)
     engine = SessionEngine(setup_from_bundle(bundle, session_id))
+    _, definition = bundle.sessions[session_id]
+    return replay_engine(engine, interleave(batches), out=out, session_id=session_id,
+                         symbols=list(definition.symbols), benchmark=definition.benchmark)
+
+
+def replay_engine(engine, items: Iterable, *, out: Path, session_id: str, symbols: list[str], benchmark: str,
+                  env: str = "paper", summary_id: str | None = None) -> dict:
+    """Run a session's engine over ``items`` — quote and trade runs, and clocks (``int`` ns:
+    nothing older will come), in stream order — as fast as possible, writing what it did to
+    ``out``: ``events.ndjson``, ``fills.ndjson``, ``series.ndjson``, ``orders.ndjson``,
+    ``paper_summary.json`` (the metrics' summary object, ``env`` and ``summary_id`` — the
+    session id by default — in it) and ``summary.json`` (counts, ledger, fills hash);
+    returns the latter."""
+    from ifns_paper.engine.marketdata import QuoteBatch
+
     out.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
     slippage = ReplayStats()  # the summary's slippage statistics, from the fills written
@@ -313,10 +327,14 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
     fills: list[dict] = []
     decisions: list[dict] = []
     breaches: list[dict] = []
+    incidents: list[dict] = []
     with (out / "events.ndjson").open("w") as events_file, (out / "fills.ndjson").open("w") as fills_file, \
             (out / "series.ndjson").open("w") as series_file:
-        for batch in interleave(batches):
-            records = engine.on_quotes(batch) if isinstance(batch, QuoteBatch) else engine.on_trades(batch)
+        for item in items:
+            if isinstance(item, int):
+                records = engine.advance_to(item)
+            else:
+                records = engine.on_quotes(item) if isinstance(item, QuoteBatch) else engine.on_trades(item)
             for point in engine.drain_series():  # drained as it goes: a long replay holds none in memory
                 row = {f: getattr(point, f) for f in series_fields}
                 series_file.write(json.dumps(row) + "\n")
@@ -326,12 +344,14 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
                 kept_series.append(row)
             for rec in records:
                 counts[rec.type] += 1
-                events_file.write(json.dumps({"env": "paper", "lane": engine.setup.lane, "session_id": session_id,
+                events_file.write(json.dumps({"env": env, "lane": engine.setup.lane, "session_id": session_id,
                                               "type": rec.type, "ts": rec.ts, "payload": rec.payload}) + "\n")
                 if rec.type == "dra_decision":
                     decisions.append({**rec.payload, "ts": rec.ts})
                 elif rec.type == "risk_breach":
                     breaches.append({**rec.payload, "ts": rec.ts})
+                elif rec.type == "incident":
+                    incidents.append({**rec.payload, "ts": rec.ts})
                 if rec.type == "order_filled":
                     fills.append(rec.payload)
                     fills_file.write(json.dumps(rec.payload) + "\n")
@@ -344,18 +364,17 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
                                           "symbol": view.order.symbol, "side": str(view.order.side),
                                           "quantity": view.order.quantity, "status": str(view.status),
                                           "filled_quantity": view.filled_quantity, "reason": view.reason}) + "\n")
-    _, definition = bundle.sessions[session_id]
     metrics = summarize(
-        session_id=session_id, lane=engine.setup.lane, strategy_id=engine.setup.strategy_id,
+        session_id=summary_id or session_id, lane=engine.setup.lane, strategy_id=engine.setup.strategy_id,
         as_of_ns=engine.driver.stats.last_ts, final=True,
-        conventions=Conventions(grid_s=60.0, calendar=calendar_of(list(definition.symbols))),
+        conventions=Conventions(grid_s=60.0, calendar=calendar_of(symbols)),
         starting_capital=engine.ledger.starting_capital, ledger=engine.ledger.snapshot(),
         series=thin_to_minutes(kept_series), fills=fills, decisions=decisions, orders=_order_rows(engine),
-        breaches=breaches, incidents=[], limits=limits_of(engine.setup.limits), benchmark=definition.benchmark,
-        carried=engine.setup.initial_positions)
+        breaches=breaches, incidents=incidents, limits=limits_of(engine.setup.limits), benchmark=benchmark,
+        carried=engine.setup.initial_positions, env=env)
     (out / "paper_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     stats = engine.driver.stats
-    summary = {"env": "paper", "session_id": session_id, "mode": "strategy",
+    summary = {"env": env, "session_id": session_id, "mode": "strategy",
                "counts": {"quotes": stats.quotes, "trades": stats.trades, "events": dict(sorted(counts.items()))},
                "ledger": engine.ledger.snapshot(), "slippage": {"all": slippage.slippage_summary()},
                "fills_hash": stats.fills_hash, "last_ts": stats.last_ts}

@@ -10,8 +10,10 @@ from ifns_paper.session_setup import build_setup
 from sessions_app.models import Lane, PaperSession
 
 
-def build_engine(session: PaperSession) -> SessionEngine:
-    """A fresh engine for a session, from its definition and lane as they are in the database."""
+def build_engine(session: PaperSession, *, zero_latency: bool = False) -> SessionEngine:
+    """A fresh engine for a session, from its definition and lane as they are in the database;
+    ``zero_latency``: the route's latencies (order insert, cancel, market data) set to 0 (a
+    shadow backtest's "as a backtest would have it")."""
     lane = session.lane
     env = lane.risk_envelope
     envelope = {f: getattr(env, f) for f in (
@@ -20,6 +22,9 @@ def build_engine(session: PaperSession) -> SessionEngine:
     row: PolicyRow = session.execution_policy
     # Only the route the session's policy uses: others would keep rolling windows for nothing.
     routes = route_configs(route_ids=[row.route.route_id])
+    if zero_latency:
+        for route in routes.values():
+            route["latency"] = {**route["latency"], "order_insert_ms": 0, "cancel_ms": 0, "market_data_ms": 0}
     policy = {"order_type": row.order_type, "time_in_force": row.time_in_force, "route": row.route.route_id,
               "slicing": row.slicing, "limit_offset_bps": row.limit_offset_bps}
     models = [(link.entry.registry_id, link.entry.version, link.weight, link.entry.implementation)

@@ -292,3 +292,42 @@ class SessionCooldown(models.Model):
 
     def __str__(self) -> str:
         return f"cooldown of {self.session_id}: {'active until ' + str(self.until) if self.active else 'off'}"
+
+
+class Backtest(TimeStamped):
+    """A backtest registered beside the paper sessions: a **shadow** run of a session's
+    definition over the market data it saw (the feed recordings of its live window), or an
+    **imported** Stage 04 backtest / Stage 07 live run. Its summary comes from the same metric
+    functions as a session's; its files (events, fills, series, orders, summary) are under
+    ``IFNS_DATA_DIR/<out_dir>``."""
+
+    class Kind(models.TextChoices):
+        SHADOW = "shadow", "shadow backtest"
+        IMPORTED = "imported", "imported backtest"
+        LIVE = "live", "imported live run"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        COMPLETED = "completed", "completed"
+        FAILED = "failed", "failed"
+
+    backtest_id = models.SlugField(max_length=120, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    session = models.ForeignKey(PaperSession, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="backtests", help_text="the session a shadow backtest shadows")
+    strategy = models.ForeignKey(RegistryEntry, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="backtests")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    params = models.JSONField(default=dict, help_text="latency mode, window, feed, data read")
+    summary = models.JSONField(null=True, blank=True, help_text="the summary object (metrics.summary)")
+    out_dir = models.CharField(max_length=500, blank=True, help_text="under IFNS_DATA_DIR")
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["session", "kind"], name="backtest_session_kind_idx")]
+
+    def __str__(self) -> str:
+        return self.backtest_id

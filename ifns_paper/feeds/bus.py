@@ -91,9 +91,10 @@ class FeedBus:
             if min_clock is not None and clock_ns < min_clock:
                 raise StreamOrderError(f"{self.feed}: clock {clock_ns} ns is older than the stream's "
                                        f"last entry ({min_clock} ns)")
-        rows = marketbus.publish(self.client, self.feed, list(batches), clock_ns=clock_ns, maxlen=self.maxlen)
-        if self.recorder is not None:  # what the stream now has, as published (never raises)
-            self.recorder.write(batches, clock_ns)
+        ids = marketbus.publish_ids(self.client, self.feed, list(batches), clock_ns=clock_ns, maxlen=self.maxlen)
+        rows = len(ids) - (clock_ns is not None)
+        if self.recorder is not None:  # what the stream now has, with its entry ids (never raises)
+            self.recorder.write(batches, clock_ns, ids=ids)
         self._min_row, self._min_clock = min_row, min_clock
         if clock_ns is not None:
             self._note(clock_ns, clock=True)

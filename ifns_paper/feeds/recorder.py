@@ -6,7 +6,8 @@ time (the time of the rows and clocks, not of the wall clock); a feed process th
 within an hour it already recorded (a restart) writes the next part. Each publish is one
 line, in publish order:
 
-    {"at": <wall ns of the publish>, "batches": [<batch>, ...], "clock": <ns or null>}
+    {"at": <wall ns of the publish>, "batches": [<batch>, ...], "clock": <ns or null>,
+     "ids": [<stream entry id>, ...]}  (rows in batch order, then the clock's; null if unknown)
     quote batch: {"y": symbol, "k": "q", "ts": [...], "b": [...], "a": [...], "bs": [...], "as": [...]}
     trade batch: {"y": symbol, "k": "t", "ts": [...], "p": [...], "s": [...], "g": [...]}
 
@@ -89,14 +90,15 @@ class Recorder:
         self._last_error_log = 0.0
 
     def write(self, batches: Sequence[QuoteBatch | TradeBatch], clock_ns: int | None, *,
-              at_ns: int | None = None) -> None:
+              at_ns: int | None = None, ids: Sequence[str] | None = None) -> None:
         rows = [b for b in batches if len(b)]
         if not rows and clock_ns is None:
             return
         first = int(rows[0].ts[0]) if rows else int(clock_ns)
         line = json.dumps({"at": at_ns if at_ns is not None else time.time_ns(),
                            "batches": [_batch_json(b) for b in rows],
-                           "clock": None if clock_ns is None else int(clock_ns)}, separators=(",", ":"))
+                           "clock": None if clock_ns is None else int(clock_ns),
+                           "ids": list(ids) if ids is not None else None}, separators=(",", ":"))
         try:
             self._segment(first // HOUR_NS * HOUR_NS)
             self._file.write(line.encode() + b"\n")
@@ -151,6 +153,7 @@ class Publish:
     at_ns: int
     batches: list[QuoteBatch | TradeBatch]
     clock_ns: int | None
+    ids: list[str] | None = None  # stream entry ids: rows in batch order, then the clock's
 
     @property
     def last_ns(self) -> int | None:
@@ -184,7 +187,7 @@ def read_segment(path: Path) -> Iterator[Publish]:
             obj = json.loads(line)
         except ValueError:
             continue  # the partial line of a writer killed mid-write
-        yield Publish(int(obj["at"]), [_batch_from(b) for b in obj["batches"]], obj["clock"])
+        yield Publish(int(obj["at"]), [_batch_from(b) for b in obj["batches"]], obj["clock"], obj.get("ids"))
 
 
 def segments(root: Path | str, feed: str) -> list[tuple[int, Path]]:
@@ -219,3 +222,49 @@ def _window(batch: QuoteBatch | TradeBatch, from_ns: int | None, to_ns: int | No
     lo = 0 if from_ns is None else int(np.searchsorted(batch.ts, from_ns, "left"))
     hi = len(batch) if to_ns is None else int(np.searchsorted(batch.ts, to_ns, "right"))
     return batch if (lo, hi) == (0, len(batch)) else batch.slice(lo, hi)
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def stream_items(root: Path | str, feed: str, *, symbols: set[str] | None, after_id: str,
+                 until_id: str | None = None, skip: Sequence[tuple[str, str]] = ()) -> Iterator:
+    """What a reader of the feed's stream that starts after entry ``after_id`` and stops at
+    ``until_id`` (inclusive) consumed, from the recording: runs of ``symbols`` (all when
+    None) and every clock (``int`` ns), in stream order; entries in a ``skip`` range
+    ``[from_id, to_id)`` (a paused session's) are left out. Recording lines without entry
+    ids are not usable here and raise ``ValueError``."""
+    lo, hi = _entry_key(after_id), (_entry_key(until_id) if until_id else None)
+    gaps = [(_entry_key(a), _entry_key(b)) for a, b in skip]
+
+    def keep(key: tuple[int, int]) -> bool:
+        return key > lo and (hi is None or key <= hi) and not any(a <= key < b for a, b in gaps)
+
+    for _, path in segments(root, feed):
+        for pub in read_segment(path):
+            if pub.ids is None:
+                raise ValueError(f"{path}: a publish recorded without stream entry ids")
+            keys = [_entry_key(i) for i in pub.ids]
+            if hi is not None and keys and keys[0] > hi:
+                return
+            if keys and keys[-1] <= lo:
+                continue
+            pos = 0
+            for batch in pub.batches:
+                n = len(batch)
+                mask = np.fromiter((keep(k) for k in keys[pos:pos + n]), dtype=bool, count=n)
+                pos += n
+                if symbols is not None and batch.symbol not in symbols:
+                    continue
+                for start, stop in _runs_of(mask):
+                    yield batch.slice(start, stop)
+            if pub.clock_ns is not None and keep(keys[pos]):
+                yield int(pub.clock_ns)
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))

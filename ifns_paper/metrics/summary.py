@@ -146,11 +146,13 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
               decisions: Sequence[dict], orders: Sequence[dict], breaches: Sequence[dict],
               incidents: Sequence[dict], limits: dict, benchmark: str = "flat_cash",
               carried: dict[str, tuple[float, float]] | None = None, started_ns: int | None = None,
-              trips: Sequence[RoundTrip] | None = None, shortfall_memo: dict | None = None) -> dict:
+              trips: Sequence[RoundTrip] | None = None, shortfall_memo: dict | None = None,
+              env: str = "paper") -> dict:
     """The summary object (JSON-safe): identification, conventions and every metric.
     ``trips``: the round trips of ``fills`` (and ``carried``) when the caller keeps them
     (``engine.trades.RoundTripBook`` fed fill by fill); computed here otherwise.
-    ``shortfall_memo``: see ``implementation_shortfalls``."""
+    ``shortfall_memo``: see ``implementation_shortfalls``. ``env``: ``paper``, or ``backtest``
+    for a shadow or imported backtest summarised by the same functions."""
     conv = conventions
     ts = np.asarray([p["ts_ns"] for p in series], dtype=np.int64)
     equity = np.asarray([p["equity"] for p in series], dtype=np.float64)
@@ -209,7 +211,7 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
     }
     summary = {
         "schema_version": SCHEMA_VERSION,
-        "session_id": session_id, "env": "paper", "lane": lane, "strategy_id": strategy_id,
+        "session_id": session_id, "env": env, "lane": lane, "strategy_id": strategy_id,
         "as_of": as_of_ns, "final": final, "started": started_ns,
         "conventions": conv.as_dict(),
         "pnl": pnl_summary(starting_capital=starting_capital, equity=ledger["equity"], realized=ledger["realized"],

@@ -17,7 +17,7 @@ from ifns_paper import marketbus
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.replay import interleave
 from ifns_paper.feeds.bus import FeedBus
-from ifns_paper.feeds.recorder import HOUR_NS, Recorder, read_recording, segments
+from ifns_paper.feeds.recorder import HOUR_NS, Recorder, read_recording, segments, stream_items
 from tests.conftest import ROOT
 
 H0 = 1_764_000_000 // 3600 * 3600 * 1_000_000_000  # a whole hour
@@ -153,3 +153,53 @@ def test_a_disk_that_refuses_writes_leaves_a_gap_but_never_stops_the_feed(tmp_pa
     assert bus.recorder.errors == 5
     assert sum("could not write" in r.message for r in caplog.records) == 1  # logged once, not per publish
     assert client.xlen(marketbus.stream_key("t_rec_live")) == 5 * 25 + 4
+
+
+
+def flat(items):
+    """(kind, symbol or None, ts, values...) per row or clock, whatever the batch cuts."""
+    out = []
+    for item in items:
+        if isinstance(item, int):
+            out.append(("c", None, item))
+        elif isinstance(item, QuoteBatch):
+            out += [("q", item.symbol, *row) for row in zip(item.ts.tolist(), item.bid.tolist(), item.ask.tolist(),
+                                                             item.bid_size.tolist(), item.ask_size.tolist(),
+                                                             strict=True)]
+        else:
+            out += [("t", item.symbol, *row) for row in zip(item.ts.tolist(), item.price.tolist(),
+                                                             item.size.tolist(), item.aggressor.tolist(), strict=True)]
+    return out
+
+
+def test_the_recording_gives_a_reader_exactly_the_entries_it_read_from_the_stream(tmp_path, client):
+    bus = FeedBus(client, "t_rec_live", recorder=Recorder(tmp_path, "t_rec_live"))
+    for batches, clock in publishes():
+        bus.publish(batches, clock)
+    bus.recorder.close()
+    entries = [(i.decode(), {k.decode(): v.decode() for k, v in f.items()})
+               for i, f in client.xrange(marketbus.stream_key("t_rec_live"))]
+    after, until = entries[30][0], entries[100][0]  # a reader starting and stopping mid-publish
+    # what that reader of EURUSD got, straight from the stream's entries
+    expected = []
+    for entry_id, f in entries:
+        if not marketbus.parse_id(after) < marketbus.parse_id(entry_id) <= marketbus.parse_id(until):
+            continue
+        if f["k"] == "c":
+            expected.append(("c", None, int(f["ts"])))
+        elif f["y"] == "EURUSD" and f["k"] == "q":
+            expected.append(("q", "EURUSD", int(f["ts"]), float(f["b"]), float(f["a"]), float(f["bs"]),
+                             float(f["as"])))
+        elif f["y"] == "EURUSD":
+            expected.append(("t", "EURUSD", int(f["ts"]), float(f["p"]), float(f["s"]), int(f["g"])))
+    recorded = flat(stream_items(tmp_path, "t_rec_live", symbols={"EURUSD"}, after_id=after, until_id=until))
+    assert recorded == expected and len(expected) > 20
+    # a paused stretch [from, to) is left out
+    skip = (entries[40][0], entries[60][0])
+    gap = flat(stream_items(tmp_path, "t_rec_live", symbols={"EURUSD"}, after_id=after, until_id=until,
+                            skip=[skip]))
+    kept_ids = [i for i, f in entries if marketbus.parse_id(after) < marketbus.parse_id(i) <= marketbus.parse_id(until)
+                and (f["k"] == "c" or f.get("y") == "EURUSD")]
+    dropped = [k for k, i in enumerate(kept_ids)
+               if marketbus.parse_id(skip[0]) <= marketbus.parse_id(i) < marketbus.parse_id(skip[1])]
+    assert gap == [row for k, row in enumerate(expected) if k not in dropped] and dropped

@@ -146,7 +146,7 @@ def test_real_time_steps_make_the_decisions_and_fills_of_paper_replay(loaded, cl
     for key in ("total", "realized", "unrealized", "fees", "starting_capital"):
         assert paper["pnl"][key] == pytest.approx(backtest["pnl"][key], rel=1e-9, abs=1e-6), key
     for path in (("trades",), ("fills",), ("execution", "slippage"), ("execution", "orders_by_route"),
-                 ("risk", "breaches"), ("conventions",)):
+                 ("risk", "breaches"), ("conventions",), ("incidents",)):
         a, b = paper, backtest
         for key in path:
             a, b = a[key], b[key]

@@ -1,0 +1,57 @@
+"""Backtests beside the paper sessions (spec §7).
+
+    paper_backtest shadow SESSION_ID [--latency zero|route] [--actor NAME]
+        run the session's definition over the recorded market data it read, as fast as
+        possible; registered as a backtest with the same summary as a session
+    paper_backtest list [--session SESSION_ID]
+        the registered backtests, newest first
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ifns_paper.exceptions import ApplicationError
+from ifns_paper.metrics.report import format_report
+from sessions_app.models import Backtest
+from sessions_app.services.backtests import LATENCY_MODES, shadow_backtest
+
+
+class Command(BaseCommand):
+    help = "Shadow backtests of paper sessions over their recorded market data; list backtests."
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        shadow = sub.add_parser("shadow", help="run a session's shadow backtest")
+        shadow.add_argument("session_id")
+        shadow.add_argument("--latency", choices=LATENCY_MODES, default="zero",
+                            help="zero: no latency (a backtest's view); route: the route's latencies")
+        shadow.add_argument("--actor", default=None, help="who asks (default: cli:<login>)")
+        listing = sub.add_parser("list", help="registered backtests, newest first")
+        listing.add_argument("--session", default=None)
+
+    def handle(self, *args, action: str, **options) -> None:
+        if action == "shadow":
+            actor = options["actor"] or f"cli:{getpass.getuser()}"
+            try:
+                row = shadow_backtest(session_id=options["session_id"], actor=actor, latency=options["latency"])
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from None
+            p = row.params
+            self.stdout.write(f"backtest {row.backtest_id}: {p['quotes']:,} quotes and {p['trades']:,} trades of "
+                              f"{p['feed']} replayed ({p['latency']} latency); files in data/{row.out_dir}\n")
+            self.stdout.write(format_report(row.summary))
+            return
+        rows = Backtest.objects.select_related("session").order_by("-created_at", "-id")
+        if options["session"]:
+            rows = rows.filter(session__session_id=options["session"])
+        for row in rows:
+            s = row.summary or {}
+            pnl = (s.get("pnl") or {}).get("total")
+            fills = (s.get("fills") or {}).get("count")
+            self.stdout.write(f"{row.backtest_id}  {row.kind:8}  {row.status:9}  "
+                              f"{row.session.session_id if row.session else '-':28}  "
+                              f"P&L {'-' if pnl is None else f'{pnl:,.2f}'}  fills {'-' if fills is None else fills}"
+                              f"{'  error: ' + row.error if row.error else ''}")

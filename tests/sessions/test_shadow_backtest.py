@@ -1,0 +1,125 @@
+"""Shadow backtests: a session that traded in real time (steps reading the feed's stream,
+the feed recording what it published) is re-run from the recording as fast as possible.
+With the route's latencies the backtest makes the very decisions, orders and fills of the
+session, and its summary has the same P&L; with zero latency it is registered as its own
+backtest. Bad requests get clear errors and leave nothing registered."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
+from ifns_paper.feeds.bus import FeedBus
+from ifns_paper.feeds.recorder import Recorder
+from sessions_app.models import Backtest, ChangeLogEntry, PaperSession
+from sessions_app.services import session_transition
+from sessions_app.services.backtests import backtest_files, shadow_backtest
+from sessions_app.services.summaries import summary_compute
+from sessions_app.steps import session_step
+from telemetry_app.models import TelemetryEvent
+from tests.sessions.test_replay_parity import market, pieces
+from tests.system.procs import replay_differences
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+
+
+@pytest.fixture
+def client():
+    c = redis_lib.Redis.from_url(settings.REDIS_URL)
+    for key in c.scan_iter("ifns:md:*"):
+        c.delete(key)
+    yield c
+    for key in c.scan_iter("ifns:md:*"):
+        c.delete(key)
+    c.close()
+
+
+def trade_in_real_time(session_id: str, client, *, seed: int = 1) -> PaperSession:
+    """Start the session, then publish its feed piece by piece through a recording FeedBus
+    (with the feed's clock after each piece) and step after each publish."""
+    session = PaperSession.objects.get(session_id=session_id)
+    feed_symbols = ("EURUSD", "GBPUSD") if session.feed == "synthetic_fx" else tuple(session.symbols)
+    data = market(feed_symbols)
+    session_transition(session_id=session_id, action="start", actor="test")
+    bus = FeedBus(client, session.feed, recorder=Recorder(settings.IFNS_RECORDINGS_DIR, session.feed))
+    for batches, next_ts in pieces(data, random.Random(seed)):
+        last = max(int(b.ts[-1]) for b in batches)
+        bus.publish(batches, max(last, next_ts - 1) if next_ts is not None else last)
+        session_step(session_id=session_id, client=client)
+    bus.recorder.close()
+    return session
+
+
+@pytest.mark.parametrize("session_id", ["research_fx_momentum_v13", "gatecheck_fx_momentum_v12"])
+@pytest.mark.django_db(transaction=True)
+def test_a_shadow_backtest_with_the_routes_latency_makes_the_sessions_decisions_and_fills(
+        loaded, client, session_id, monkeypatch):
+    from sessions_app import steps
+
+    monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)
+    session = trade_in_real_time(session_id, client)
+    row = shadow_backtest(session_id=session_id, actor="test", latency="route")
+    assert row.status == "completed" and row.kind == "shadow" and row.session == session
+    stored = [[e.event_type, (e.event_time - EPOCH) // ONE_US, e.payload]
+              for e in TelemetryEvent.objects.filter(session=session).exclude(
+                  event_type="paper_session_state_change").order_by("sequence")]
+    lines = (backtest_files(row) / "events.ndjson").read_text().splitlines()
+    replayed = [[e["type"], e["ts"] // 1000, e["payload"]] for e in map(json.loads, lines)]
+    assert any(e[0] == "order_filled" for e in stored)
+    assert replay_differences(stored, replayed) == []
+    paper = summary_compute(session_id=session_id, final=False)
+    assert row.summary["env"] == "backtest" and row.summary["session_id"] == row.backtest_id
+    for key in ("total", "realized", "unrealized", "fees"):
+        assert row.summary["pnl"][key] == pytest.approx(paper["pnl"][key], rel=1e-9, abs=1e-6), key
+    assert row.summary["fills"]["count"] == paper["fills"]["count"]
+    assert ChangeLogEntry.objects.filter(action="backtest_shadow", target_id=session_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_zero_latency_shadow_is_its_own_backtest_listed_by_the_command(loaded, client, monkeypatch):
+    from sessions_app import steps
+
+    monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)
+    trade_in_real_time("research_fx_momentum_v13", client)
+    out = StringIO()
+    call_command("paper_backtest", "shadow", "research_fx_momentum_v13", "--latency", "zero", stdout=out)
+    row = Backtest.objects.get()
+    assert row.params["latency"] == "zero" and row.status == "completed"
+    assert f"backtest {row.backtest_id}" in out.getvalue() and "P&L" in out.getvalue()
+    fills = [json.loads(x) for x in (backtest_files(row) / "fills.ndjson").read_text().splitlines()]
+    # no latency: an order fills at the quote of its decision (arrival = decision time)
+    decisions = {json.loads(x)["payload"]["decision_id"]: json.loads(x)["ts"]
+                 for x in (backtest_files(row) / "events.ndjson").read_text().splitlines()
+                 if '"dra_decision"' in x}
+    orders = {json.loads(x)["client_order_id"]: json.loads(x)["decision_id"]
+              for x in (backtest_files(row) / "orders.ndjson").read_text().splitlines()}
+    assert fills and all(f["ts"] == decisions[orders[f["client_order_id"]]] for f in fills)
+    listing = StringIO()
+    call_command("paper_backtest", "list", stdout=listing)
+    assert row.backtest_id in listing.getvalue() and "completed" in listing.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bad_shadow_requests_are_refused_and_register_nothing(loaded, client, tmp_path):
+    with pytest.raises(NotFound, match="no session 'nope'"):
+        shadow_backtest(session_id="nope", actor="t")
+    with pytest.raises(Conflict, match="never started"):
+        shadow_backtest(session_id="research_fx_momentum_v13", actor="t")
+    with pytest.raises(ApplicationError, match="latency: expected one of zero, route"):
+        shadow_backtest(session_id="research_fx_momentum_v13", actor="t", latency="fast")
+    session_transition(session_id="research_fx_momentum_v13", action="start", actor="t")
+    with pytest.raises(Conflict, match="has not read any market data"):
+        shadow_backtest(session_id="research_fx_momentum_v13", actor="t")
+    with pytest.raises(CommandError, match="never started"):
+        call_command("paper_backtest", "shadow", "research_crypto_trend")
+    assert not Backtest.objects.exists() and not Path(settings.IFNS_DATA_DIR, "backtests").exists()
