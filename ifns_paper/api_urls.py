@@ -6,6 +6,7 @@ from sessions_app.api import (
     LaneSummaryApi,
     PromotionFunnelApi,
     SessionActionApi,
+    SessionComparisonApi,
     SessionDetailApi,
     SessionEventsApi,
     SessionIncidentsApi,
@@ -29,5 +30,6 @@ urlpatterns = [
     path("sessions/<slug:session_id>/events/", SessionEventsApi.as_view(), name="session-events"),
     path("sessions/<slug:session_id>/series/", SessionSeriesApi.as_view(), name="session-series"),
     path("sessions/<slug:session_id>/summary/", SessionSummaryApi.as_view(), name="session-summary"),
+    path("sessions/<slug:session_id>/comparison/", SessionComparisonApi.as_view(), name="session-comparison"),
     path("sessions/<slug:session_id>/incidents/", SessionIncidentsApi.as_view(), name="session-incidents"),
 ]

@@ -283,6 +283,23 @@ class SessionSummaryApi(APIView):
         return Response(summary.data)
 
 
+class SessionComparisonApi(APIView):
+    """GET ``?backtest=<id>``: the session against a backtest (default: its newest shadow
+    backtest) — curves (correlation, tracking error, annualised DTW, equity deviation),
+    execution deviations, decision agreement and the first divergence, flags. 404 without
+    a session or a backtest."""
+
+    class Query(serializers.Serializer):
+        backtest = serializers.SlugField(required=False, max_length=120)
+
+    def get(self, request, session_id: str):
+        from sessions_app.services.comparisons import comparison_compute
+
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(comparison_compute(session_id=session_id, backtest_id=query.validated_data.get("backtest")))
+
+
 class SessionIncidentsApi(APIView):
     """GET: the session's incidents (``incident`` events: faults, and the kinds the metrics
     raise), oldest first, each with its sequence number to find it in the telemetry."""

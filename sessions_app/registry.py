@@ -42,6 +42,7 @@ def session_links(session_id: str) -> dict[str, str]:
         "telemetry": _url(reverse("api:session-events", args=[session_id])),
         "summary": _url(reverse("api:session-summary", args=[session_id])),
         "incidents": _url(reverse("api:session-incidents", args=[session_id])),
+        "comparison": _url(reverse("api:session-comparison", args=[session_id])),
         "series": _url(reverse("api:session-series", args=[session_id])),
     }
 

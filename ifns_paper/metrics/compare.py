@@ -39,6 +39,7 @@ from ifns_paper.metrics.performance import sample_on_grid, simple_returns
 
 GOOD_CORRELATION = 0.8
 DECENT_DTW = 0.2
+GAP_LOOKBACK_NS = 60_000_000_000  # a data gap this recent is the likely cause of a divergence
 
 
 def dtw_squared(a: np.ndarray, b: np.ndarray, window: int | None = None) -> float:
@@ -145,4 +146,70 @@ def compare_curves(paper_ts: np.ndarray, paper_equity: np.ndarray, other_ts: np.
         out["flags"].append("correlation_below")
     if out["dtw_annualised"] > max_dtw:
         out["flags"].append("dtw_above")
+    return out
+
+
+def _same_decision(a: dict, b: dict) -> bool:
+    return (a.get("symbol"), a.get("side"), a.get("verdict")) == (b.get("symbol"), b.get("side"), b.get("verdict")) \
+        and math.isclose(float(a.get("approved_quantity") or 0.0), float(b.get("approved_quantity") or 0.0),
+                         rel_tol=1e-9, abs_tol=1e-12)
+
+
+def decision_agreement(paper: list[dict], other: list[dict], *, paper_fills: list[dict] = (),
+                       other_fills: list[dict] = (), gaps: list[dict] = (), latency: str | None = None) -> dict:
+    """How far two runs on the same data decided alike. ``paper``/``other``: DRA decisions
+    (``ts`` ns, ``symbol``, ``side``, ``verdict``, ``approved_quantity``) in time order.
+
+    Two decisions agree when they are at the same time (to the microsecond, the resolution
+    of stored event times) for the same symbol with the same
+    side, verdict and approved quantity. ``share`` = agreeing / the larger count (1.0 for
+    two empty runs). The **first divergence** is the earliest decision either side has
+    without an agreeing twin, with both sides' records at that time and a likely cause:
+    ``data gap`` (a ``data_gap``/``bad_quote`` incident of that symbol in ``gaps`` spans a
+    time within ``GAP_LOOKBACK_NS`` before it, or it), ``fill`` (the fills before it already differ: a position or price the
+    decision sized from; ``latency`` when the other run had zero latency), or ``unknown``
+    (e.g. a configuration difference)."""
+    def key(d: dict) -> tuple:  # at the microsecond, as event times are stored
+        return int(d["ts"]) // 1000 * 1000, str(d.get("symbol"))
+
+    by_key_other: dict[tuple, list[dict]] = {}
+    for d in other:
+        by_key_other.setdefault(key(d), []).append(d)
+    by_key_paper: dict[tuple, list[dict]] = {}
+    for d in paper:
+        by_key_paper.setdefault(key(d), []).append(d)
+    agree = 0
+    lonely: list[tuple[int, str, dict | None, dict | None]] = []
+    for k in sorted(set(by_key_paper) | set(by_key_other)):
+        ps, os_ = by_key_paper.get(k, []), list(by_key_other.get(k, []))
+        for p in ps:
+            twin = next((o for o in os_ if _same_decision(p, o)), None)
+            if twin is not None:
+                os_.remove(twin)
+                agree += 1
+            else:
+                lonely.append((k[0], k[1], p, os_[0] if os_ else None))
+        lonely += [(k[0], k[1], None, o) for o in os_ if not any(_same_decision(o, p) for p in ps)]
+    total = max(len(paper), len(other))
+    out = {"paper": len(paper), "other": len(other), "agreeing": agree, "share": agree / total if total else 1.0,
+           "first_divergence": None}
+    if not lonely:
+        return out
+    ts, symbol, p, o = min(lonely, key=lambda x: x[0])
+
+    def fills_before(fills):
+        return sorted((int(f["ts"]) // 1000 * 1000, f["symbol"], f["side"], round(float(f["quantity"]), 9),
+                       round(float(f["price"]), 12)) for f in fills if int(f["ts"]) // 1000 * 1000 < ts)
+
+    def near(g: dict) -> bool:  # the gap overlaps [ts − lookback, ts]
+        end = int(g.get("to_ts", g.get("ts", 0)))
+        return int(g.get("from_ts", end)) <= ts and end >= ts - GAP_LOOKBACK_NS
+
+    if any(g.get("symbol") == symbol and near(g) for g in gaps):
+        cause = "data gap"
+    elif fills_before(paper_fills) != fills_before(other_fills):
+        cause = "latency" if latency == "zero" else "fill"
+    else:
+        cause = "unknown"
+    out["first_divergence"] = {"ts": ts, "symbol": symbol, "paper": p, "other": o, "likely_cause": cause}
     return out

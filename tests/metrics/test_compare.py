@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from ifns_paper.metrics.compare import (
     annualised_dtw,
     compare_curves,
+    decision_agreement,
     dtw_distance,
     dtw_squared,
     returns_correlation,
@@ -122,3 +123,41 @@ def test_a_known_equity_deviation_and_the_overlap_of_the_two_spans():
     assert (out["from_ns"], out["to_ns"], out["periods"]) == (int(ts[10]), int(ts[-1]), 110)
     assert out["equity_deviation"] == {"last": -250.0, "max_abs": 250.0}
     assert compare_curves(ts[:5], paper[:5], ts[100:], backtest[100:], MINUTE_247)["flags"] == ["no_overlap"]
+
+
+def decision(ts, symbol="EURUSD", side="buy", qty=10_000.0, verdict="ALLOW"):
+    return {"ts": ts, "symbol": symbol, "side": side, "approved_quantity": qty, "verdict": verdict}
+
+
+def fill(ts, price, qty=10_000.0):
+    return {"ts": ts, "symbol": "EURUSD", "side": "buy", "quantity": qty, "price": price}
+
+
+def test_identical_decisions_agree_fully_with_no_divergence():
+    runs = [decision(10), decision(20, side="sell"), decision(30, symbol="GBPUSD", verdict="DENY", qty=0.0)]
+    out = decision_agreement(runs, [dict(d) for d in runs])
+    assert (out["agreeing"], out["share"], out["first_divergence"]) == (3, 1.0, None)
+    assert decision_agreement([], [])["share"] == 1.0
+
+
+def test_the_first_divergence_is_the_earliest_decision_without_a_twin_with_its_cause():
+    paper = [decision(10), decision(20), decision(30, qty=5_000.0), decision(40)]
+    other = [decision(10), decision(20), decision(30, qty=10_000.0), decision(40), decision(50)]
+    out = decision_agreement(paper, other, paper_fills=[fill(12, 1.1000)], other_fills=[fill(12, 1.1000)])
+    assert (out["agreeing"], out["share"]) == (3, 3 / 5)
+    fd = out["first_divergence"]
+    assert (fd["ts"], fd["symbol"], fd["paper"]["approved_quantity"], fd["other"]["approved_quantity"]) == \
+        (30, "EURUSD", 5_000.0, 10_000.0)
+    assert fd["likely_cause"] == "unknown"  # same data, same fills before it: configuration, say
+    # the fills before it differ: a fill (or, against a zero-latency run, the latency)
+    moved = decision_agreement(paper, other, paper_fills=[fill(12, 1.1002)], other_fills=[fill(12, 1.1000)])
+    assert moved["first_divergence"]["likely_cause"] == "fill"
+    zero = decision_agreement(paper, other, paper_fills=[fill(12, 1.1002)], other_fills=[fill(12, 1.1000)],
+                              latency="zero")
+    assert zero["first_divergence"]["likely_cause"] == "latency"
+    # a data gap of that symbol that just ended explains it before anything else
+    gap = decision_agreement(paper, other, gaps=[{"kind": "data_gap", "symbol": "EURUSD", "to_ts": 25}])
+    assert gap["first_divergence"]["likely_cause"] == "data gap"
+    # a decision one side has and the other has not
+    only = decision_agreement([decision(10)], [decision(10), decision(15, symbol="GBPUSD")])
+    assert only["first_divergence"]["paper"] is None and only["first_divergence"]["other"]["symbol"] == "GBPUSD"

@@ -123,3 +123,61 @@ def test_bad_shadow_requests_are_refused_and_register_nothing(loaded, client, tm
     with pytest.raises(CommandError, match="never started"):
         call_command("paper_backtest", "shadow", "research_crypto_trend")
     assert not Backtest.objects.exists() and not Path(settings.IFNS_DATA_DIR, "backtests").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_comparison_with_a_route_latency_shadow_agrees_and_is_served(loaded, client, monkeypatch):
+    from django.test import Client
+
+    from sessions_app import steps
+    from sessions_app.services.comparisons import comparison_compute
+
+    monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)
+    trade_in_real_time("research_fx_momentum_v13", client)
+    row = shadow_backtest(session_id="research_fx_momentum_v13", actor="t", latency="route")
+    c = comparison_compute(session_id="research_fx_momentum_v13")
+    assert c["backtest_id"] == row.backtest_id and c["latency"] == "route"
+    assert c["decisions"]["share"] == 1.0 and c["decisions"]["first_divergence"] is None
+    assert c["decisions"]["paper"] == c["decisions"]["other"] > 0
+    assert c["curves"]["equity_deviation"]["max_abs"] == pytest.approx(0.0, abs=1e-6)
+    assert c["execution"]["pnl"]["deviation"] == pytest.approx(0.0, abs=1e-6)
+    assert "decisions_diverge" not in c["flags"]
+    response = Client().get("/api/sessions/research_fx_momentum_v13/comparison/")
+    assert response.status_code == 200 and response.json()["backtest_id"] == row.backtest_id
+    assert Client().get("/api/sessions/research_fx_momentum_v13/comparison/?backtest=nope").status_code == 404
+    out = StringIO()
+    call_command("paper_compare", "research_fx_momentum_v13", stdout=out)
+    assert "agree (100.0%)" in out.getvalue() and "flags:" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hole_in_the_recording_is_reported_as_the_first_divergence_with_its_cause(loaded, client, monkeypatch):
+    import gzip
+
+    from sessions_app import steps
+    from sessions_app.services.comparisons import comparison_compute
+
+    monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)
+    session = trade_in_real_time("research_fx_momentum_v13", client)
+    decisions = [e.payload | {"ts": (e.event_time - EPOCH) // ONE_US * 1000}
+                 for e in TelemetryEvent.objects.filter(session=session, event_type="dra_decision").order_by("sequence")]
+    # take the publishes that start from 1 s before the fifth decision out of the recording,
+    # for 8 s of market: a hole in what the backtest sees
+    start = decisions[4]["ts"] - 1_000_000_000
+    dropped: list[int] = []
+    for path in Path(settings.IFNS_RECORDINGS_DIR, session.feed).glob("*.ndjson.gz"):
+        kept = []
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            obj = json.loads(line)
+            times = [t for b in obj["batches"] for t in b["ts"]] or [obj["clock"]]
+            if min(times) >= start and (not dropped or min(times) < min(dropped) + 8_000_000_000):
+                dropped += times
+            else:
+                kept.append(line)
+        path.write_bytes(gzip.compress(b"\n".join(kept) + b"\n"))
+    hole_from, hole_to = min(dropped), max(dropped)
+    shadow_backtest(session_id="research_fx_momentum_v13", actor="t", latency="route")
+    c = comparison_compute(session_id="research_fx_momentum_v13")
+    fd = c["decisions"]["first_divergence"]
+    assert fd is not None and "decisions_diverge" in c["flags"] and c["decisions"]["share"] < 1.0
+    assert hole_from <= fd["ts"] <= hole_to + 60_000_000_000 and fd["likely_cause"] == "data gap"

@@ -1,0 +1,106 @@
+"""Triangulation of a paper session against a backtest of the same definition (spec §7): the
+equity curves on a common 1-minute grid (returns correlation, tracking error, annualised
+DTW, equity deviation), execution (slippage, fill and reject rates per route, shortfall),
+and decision agreement with the first divergence and its likely cause. The paper side is
+cut at the backtest's last data time, so both cover the same stretch of market.
+
+The functions are ``ifns_paper.metrics.compare``; this module only gathers their inputs."""
+
+from __future__ import annotations
+
+import json
+
+from broker_app.selectors import fill_records
+from ifns_paper.exceptions import NotFound
+from ifns_paper.metrics.compare import compare_curves, decision_agreement
+from sessions_app.models import Backtest, PaperSession
+from sessions_app.services.backtests import backtest_files
+from sessions_app.services.summaries import conventions_for, summary_compute
+from telemetry_app.choices import EventType
+from telemetry_app.selectors import event_payloads, series_for_session
+
+
+def backtest_for(session: PaperSession, backtest_id: str | None) -> Backtest:
+    """The named backtest, or the session's newest completed shadow backtest."""
+    qs = Backtest.objects.filter(status=Backtest.Status.COMPLETED)
+    if backtest_id is not None:
+        row = qs.filter(backtest_id=backtest_id).first()
+        if row is None:
+            raise NotFound(f"no completed backtest {backtest_id!r}")
+        return row
+    row = qs.filter(session=session, kind=Backtest.Kind.SHADOW).order_by("-created_at", "-id").first()
+    if row is None:
+        raise NotFound(f"{session.session_id}: no shadow backtest yet (manage.py paper_backtest shadow "
+                       f"{session.session_id})")
+    return row
+
+
+def _ndjson(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _by_route(summary: dict, key: str) -> dict[str, float | None]:
+    return {route: stats.get(key) for route, stats in (summary["execution"].get("orders_by_route") or {}).items()}
+
+
+def _deviation(paper: dict, other: dict) -> dict:
+    return {k: (None if paper.get(k) is None or other.get(k) is None else paper[k] - other[k])
+            for k in sorted(set(paper) | set(other))}
+
+
+def comparison_compute(*, session_id: str, backtest_id: str | None = None) -> dict:
+    """The comparison object (JSON-safe) of ``session_id`` against ``backtest_id`` (default:
+    its newest shadow backtest). ``NotFound`` without a session or a backtest."""
+    session = PaperSession.objects.select_related("lane").filter(session_id=session_id).first()
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    backtest = backtest_for(session, backtest_id)
+    files = backtest_files(backtest)
+    until = backtest.params.get("last_ts")
+    conv = conventions_for(session)
+
+    paper_series = series_for_session(session_id=session_id, to_ns=until)
+    other_series = _ndjson(files / "series.ndjson")
+    curves = compare_curves([p["ts_ns"] for p in paper_series], [p["equity"] for p in paper_series],
+                            [p["ts"] for p in other_series], [p["equity"] for p in other_series], conv)
+
+    events = event_payloads(session_id=session_id, event_types=[EventType.DRA_DECISION, EventType.INCIDENT])
+    cut = (lambda rows: rows) if until is None else (lambda rows: [r for r in rows if int(r["ts"]) <= until])
+    other_events = _ndjson(files / "events.ndjson")
+    decisions = decision_agreement(
+        cut(events[EventType.DRA_DECISION]),
+        [{**e["payload"], "ts": e["ts"]} for e in other_events if e["type"] == "dra_decision"],
+        paper_fills=cut(fill_records(session_id=session_id)), other_fills=_ndjson(files / "fills.ndjson"),
+        gaps=[i for i in events[EventType.INCIDENT] + [{**e["payload"], "ts": e["ts"]} for e in other_events
+                                                         if e["type"] == "incident"]
+              if i.get("kind") in ("data_gap", "bad_quote")],
+        latency=backtest.params.get("latency"))
+
+    paper_summary = summary_compute(session_id=session_id, final=False) or {}
+    other_summary = backtest.summary or {}
+    execution = None
+    if paper_summary and other_summary:
+        slip_p = {r: s.get("mean_bps") for r, s in paper_summary["execution"]["slippage_by_route"].items()}
+        slip_o = {r: s.get("mean_bps") for r, s in other_summary["execution"]["slippage_by_route"].items()}
+        execution = {
+            "slippage_mean_bps": {"paper": slip_p, "backtest": slip_o, "deviation": _deviation(slip_p, slip_o)},
+            "fill_rate": {"paper": _by_route(paper_summary, "fill_rate"),
+                          "backtest": _by_route(other_summary, "fill_rate"),
+                          "deviation": _deviation(_by_route(paper_summary, "fill_rate"),
+                                                  _by_route(other_summary, "fill_rate"))},
+            "reject_rate": {"paper": _by_route(paper_summary, "reject_rate"),
+                            "backtest": _by_route(other_summary, "reject_rate"),
+                            "deviation": _deviation(_by_route(paper_summary, "reject_rate"),
+                                                    _by_route(other_summary, "reject_rate"))},
+            "shortfall_mean_bps": {
+                "paper": paper_summary["execution"]["implementation_shortfall"]["mean_bps"],
+                "backtest": other_summary["execution"]["implementation_shortfall"]["mean_bps"]},
+            "pnl": {"paper": paper_summary["pnl"]["total"], "backtest": other_summary["pnl"]["total"],
+                    "deviation": paper_summary["pnl"]["total"] - other_summary["pnl"]["total"]},
+        }
+    flags = list(curves["flags"])
+    if decisions["first_divergence"] is not None:
+        flags.append("decisions_diverge")
+    return {"session_id": session_id, "backtest_id": backtest.backtest_id, "backtest_kind": backtest.kind,
+            "latency": backtest.params.get("latency"), "until_ns": until, "conventions": conv.as_dict(),
+            "curves": curves, "execution": execution, "decisions": decisions, "flags": flags}
