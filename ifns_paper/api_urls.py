@@ -11,6 +11,7 @@ from sessions_app.api import (
     SessionEventsApi,
     SessionIncidentsApi,
     SessionListApi,
+    SessionSelEvaluationsApi,
     SessionSeriesApi,
     SessionSummaryApi,
 )
@@ -31,5 +32,6 @@ urlpatterns = [
     path("sessions/<slug:session_id>/series/", SessionSeriesApi.as_view(), name="session-series"),
     path("sessions/<slug:session_id>/summary/", SessionSummaryApi.as_view(), name="session-summary"),
     path("sessions/<slug:session_id>/comparison/", SessionComparisonApi.as_view(), name="session-comparison"),
+    path("sessions/<slug:session_id>/sel/", SessionSelEvaluationsApi.as_view(), name="session-sel-evaluations"),
     path("sessions/<slug:session_id>/incidents/", SessionIncidentsApi.as_view(), name="session-incidents"),
 ]

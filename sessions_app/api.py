@@ -300,6 +300,19 @@ class SessionComparisonApi(APIView):
         return Response(comparison_compute(session_id=session_id, backtest_id=query.validated_data.get("backtest")))
 
 
+class SessionSelEvaluationsApi(APIView):
+    """GET: the session's SEL evaluations (spec §9), newest first: recommendation, each
+    criterion's value, threshold and pass/fail, the evidence and its hash."""
+
+    def get(self, request, session_id: str):
+        from sessions_app.models import SelEvaluation
+
+        if selectors.session_get(session_id=session_id) is None:
+            raise NotFound(f"no paper session {session_id!r}")
+        rows = SelEvaluation.objects.filter(session__session_id=session_id).select_related("session")
+        return Response({"session_id": session_id, "evaluations": [r.as_record() for r in rows]})
+
+
 class SessionIncidentsApi(APIView):
     """GET: the session's incidents (``incident`` events: faults, and the kinds the metrics
     raise), oldest first, each with its sequence number to find it in the telemetry."""

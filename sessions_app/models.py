@@ -331,3 +331,46 @@ class Backtest(TimeStamped):
 
     def __str__(self) -> str:
         return self.backtest_id
+
+
+class SelEvaluation(models.Model):
+    """One SEL evaluation (spec §9): a lane's promotion criteria applied to a session's
+    evidence, with each criterion's value, threshold and pass/fail, the recommendation, the
+    evidence set and its hash. Append-only."""
+
+    class Recommendation(models.TextChoices):
+        PROMOTE = "promote"
+        HOLD = "hold"
+        EXTEND = "extend"
+        DOWNGRADE = "downgrade"
+
+    session = models.ForeignKey(PaperSession, on_delete=models.PROTECT, related_name="sel_evaluations")
+    lane = models.CharField(max_length=64)
+    recommendation = models.CharField(max_length=16, choices=Recommendation.choices)
+    criteria = models.JSONField(default=list)
+    evidence = models.JSONField(default=list, help_text="the summaries evaluated: session id, as-of, final")
+    conventions = models.JSONField(default=dict)
+    comparison = models.JSONField(null=True, blank=True, help_text="the backtest reconciled against, its scores")
+    rules = models.JSONField(default=dict, help_text="the lane's promotion rules as applied")
+    evidence_hash = models.CharField(max_length=64)
+    trigger = models.CharField(max_length=32, help_text="completion or on_demand")
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}: {self.recommendation}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("SEL evaluations are append-only")
+        super().save(*args, **kwargs)
+
+    def as_record(self) -> dict:
+        return {"id": self.pk, "session_id": self.session.session_id, "lane": self.lane,
+                "recommendation": self.recommendation, "criteria": self.criteria, "evidence": self.evidence,
+                "conventions": self.conventions, "comparison": self.comparison, "rules": self.rules,
+                "evidence_hash": self.evidence_hash, "trigger": self.trigger, "created_by": self.created_by,
+                "created_at": self.created_at.isoformat()}

@@ -35,14 +35,14 @@ def _url(path: str) -> str:
 
 
 def session_links(session_id: str) -> dict[str, str]:
-    """Links of one registry entry, each answering with JSON or a page. (SEL evaluations
-    get theirs when they exist.)"""
+    """Links of one registry entry, each answering with JSON or a page."""
     return {
         "session": _url(reverse("mirror:session-detail", args=[session_id])),
         "telemetry": _url(reverse("api:session-events", args=[session_id])),
         "summary": _url(reverse("api:session-summary", args=[session_id])),
         "incidents": _url(reverse("api:session-incidents", args=[session_id])),
         "comparison": _url(reverse("api:session-comparison", args=[session_id])),
+        "sel_evaluations": _url(reverse("api:session-sel-evaluations", args=[session_id])),
         "series": _url(reverse("api:session-series", args=[session_id])),
     }
 

@@ -17,6 +17,8 @@ class EventType(models.TextChoices):
     # being processed and the checkpoint it stays at. Not in spec §6.1's list; the spec's
     # "incident or anomaly reports" (§5.2) are built from these.
     INCIDENT = "incident"
+    # A SEL evaluation of the session (spec §9): recommendation, failed criteria, evidence hash.
+    SEL_EVALUATION = "sel_evaluation"
 
 
 class FeedStatus(models.TextChoices):

@@ -138,11 +138,24 @@ class RiskEnvelope(Strict):
 
 
 class PromotionThresholds(Strict):
+    """Metric thresholds of a lane's promotion (SEL evaluations, ``metrics.sel``); each one
+    left out is not a criterion. PSR and MinTRL: Bailey & López de Prado (``metrics.significance``)
+    against the annual benchmark Sharpe ratio ``psr_benchmark_sharpe`` (default 0) at
+    ``min_track_record_confidence``; reconciliation: against the session's shadow backtest."""
+
     min_sharpe: float | None = None
     min_hit_rate: Probability | None = None
     max_drawdown_pct: float | None = Field(default=None, gt=0, le=100)
     max_mean_slippage_bps: Bps | None = None
     max_tracking_error_bps: Bps | None = None
+    min_psr: Probability | None = None
+    psr_benchmark_sharpe: float = 0.0
+    min_track_record: bool = False  # the returns must be at least MinTRL long
+    min_track_record_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    max_incidents: int | None = Field(default=None, ge=0)
+    max_slippage_vs_backtest_bps: Bps | None = None
+    min_reconciliation_correlation: float | None = Field(default=None, ge=-1, le=1)
+    max_reconciliation_dtw: float | None = Field(default=None, ge=0)
 
 
 class PromotionRules(Strict):

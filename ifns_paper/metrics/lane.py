@@ -36,7 +36,7 @@ def promotion_progress(promotion: dict, summary: dict | None) -> dict:
     """Each criterion of ``promotion`` against ``summary``; ``ready`` when all are met."""
     if summary is None:
         return {"ready": False, "criteria": [], "why": "no summary yet"}
-    started, as_of = summary.get("started"), summary["as_of"]
+    started, as_of = summary.get("first_data") or summary.get("started"), summary["as_of"]
     days = (as_of - started) / NS_PER_DAY if started is not None and as_of is not None else None
     breaches = sum((summary["risk"].get("breaches") or {}).values())
     t = promotion.get("thresholds") or {}

@@ -49,6 +49,7 @@ from ifns_paper.metrics.performance import (
     turnover,
 )
 from ifns_paper.metrics.risk import order_rate_per_minute, utilisation
+from ifns_paper.metrics.significance import Moments
 from ifns_paper.metrics.trading import trade_stats
 
 SCHEMA_VERSION = 1
@@ -123,6 +124,11 @@ def implementation_shortfalls(decisions: Sequence[dict], orders: Sequence[dict],
             memo[d["decision_id"]] = (key, result)
         out.append(result)
     return out
+
+
+def _moments(returns: np.ndarray, conv: Conventions) -> dict | None:
+    m = Moments.of(np.asarray(returns) - conv.risk_free_per_period)
+    return None if m is None else {"n": m.n, "sharpe": m.sharpe, "skew": m.skew, "kurtosis": m.kurtosis}
 
 
 def _totals(rows: Sequence[dict], keys: tuple[str, ...]) -> dict[str, float]:
@@ -213,11 +219,15 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
         "schema_version": SCHEMA_VERSION,
         "session_id": session_id, "env": env, "lane": lane, "strategy_id": strategy_id,
         "as_of": as_of_ns, "final": final, "started": started_ns,
+        "first_data": int(ts[0]) if len(ts) else None,  # market time of the first sample: days run from here
         "conventions": conv.as_dict(),
         "pnl": pnl_summary(starting_capital=starting_capital, equity=ledger["equity"], realized=ledger["realized"],
                            unrealized=ledger["unrealized"], fees=ledger["fees"]),
         "returns": {
             "periods": int(len(returns)),
+            # per-period Sharpe, skewness, kurtosis of the excess returns: PSR and MinTRL
+            # (metrics.significance) need them; None with fewer than three returns or no dispersion
+            "moments": _moments(returns, conv),
             "volatility": annual_volatility(returns, conv),
             "sharpe": sharpe(returns, conv) if enough else None,
             "sortino": sortino(returns, conv) if enough else None,

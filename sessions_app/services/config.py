@@ -143,7 +143,7 @@ def policy_values(spec: LanePolicySpec) -> dict:
         "min_days": promotion.min_days,
         "min_trades": promotion.min_trades,
         "max_breaches": promotion.max_breaches,
-        "thresholds": promotion.thresholds.model_dump(mode="json", exclude_none=True),
+        "thresholds": promotion.thresholds.model_dump(mode="json", exclude_defaults=True),
         "cooldown_max_breaches": spec.cooldown.max_breaches,
         "cooldown_window_s": spec.cooldown.window_s,
         "cooldown_duration_s": spec.cooldown.duration_s,

@@ -125,12 +125,15 @@ def test_a_known_equity_deviation_and_the_overlap_of_the_two_spans():
     assert compare_curves(ts[:5], paper[:5], ts[100:], backtest[100:], MINUTE_247)["flags"] == ["no_overlap"]
 
 
+US = 1_000  # decision times are compared at the microsecond
+
+
 def decision(ts, symbol="EURUSD", side="buy", qty=10_000.0, verdict="ALLOW"):
-    return {"ts": ts, "symbol": symbol, "side": side, "approved_quantity": qty, "verdict": verdict}
+    return {"ts": ts * US, "symbol": symbol, "side": side, "approved_quantity": qty, "verdict": verdict}
 
 
 def fill(ts, price, qty=10_000.0):
-    return {"ts": ts, "symbol": "EURUSD", "side": "buy", "quantity": qty, "price": price}
+    return {"ts": ts * US, "symbol": "EURUSD", "side": "buy", "quantity": qty, "price": price}
 
 
 def test_identical_decisions_agree_fully_with_no_divergence():
@@ -147,7 +150,7 @@ def test_the_first_divergence_is_the_earliest_decision_without_a_twin_with_its_c
     assert (out["agreeing"], out["share"]) == (3, 3 / 5)
     fd = out["first_divergence"]
     assert (fd["ts"], fd["symbol"], fd["paper"]["approved_quantity"], fd["other"]["approved_quantity"]) == \
-        (30, "EURUSD", 5_000.0, 10_000.0)
+        (30 * US, "EURUSD", 5_000.0, 10_000.0)
     assert fd["likely_cause"] == "unknown"  # same data, same fills before it: configuration, say
     # the fills before it differ: a fill (or, against a zero-latency run, the latency)
     moved = decision_agreement(paper, other, paper_fills=[fill(12, 1.1002)], other_fills=[fill(12, 1.1000)])
@@ -156,7 +159,7 @@ def test_the_first_divergence_is_the_earliest_decision_without_a_twin_with_its_c
                               latency="zero")
     assert zero["first_divergence"]["likely_cause"] == "latency"
     # a data gap of that symbol that just ended explains it before anything else
-    gap = decision_agreement(paper, other, gaps=[{"kind": "data_gap", "symbol": "EURUSD", "to_ts": 25}])
+    gap = decision_agreement(paper, other, gaps=[{"kind": "data_gap", "symbol": "EURUSD", "from_ts": 22 * US, "to_ts": 25 * US}])
     assert gap["first_divergence"]["likely_cause"] == "data gap"
     # a decision one side has and the other has not
     only = decision_agreement([decision(10)], [decision(10), decision(15, symbol="GBPUSD")])
