@@ -221,6 +221,8 @@ def test_registry_entries_carry_env_lane_ids_and_links(loaded):
         "telemetry": "/api/sessions/gatecheck_fx_momentum_v12/events/",
         "summary": "/api/sessions/gatecheck_fx_momentum_v12/summary/",
         "incidents": "/api/sessions/gatecheck_fx_momentum_v12/incidents/",
+        "comparison": "/api/sessions/gatecheck_fx_momentum_v12/comparison/",
+        "sel_evaluations": "/api/sessions/gatecheck_fx_momentum_v12/sel/",
         "series": "/api/sessions/gatecheck_fx_momentum_v12/series/",
     }
 
@@ -234,5 +236,7 @@ def test_every_registry_link_answers(loaded, client):
         response = client.get(link)
         if name == "summary":  # nothing to summarise before the session ran
             assert response.status_code == 404 and "no summary" in response.json()["detail"]
+        elif name == "comparison":  # nothing to compare with before a shadow backtest
+            assert response.status_code == 404 and "no shadow backtest yet" in response.json()["detail"]
         else:
             assert response.status_code == 200, (name, link)
