@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from ifns_paper.governance import RequestKind, RequestStatus
 from sessions_app.choices import KillSwitchState, RegistryKind, RegistryStatus, SessionStatusChoices
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
@@ -146,6 +147,9 @@ class PaperSession(TimeStamped):
     sizing = models.JSONField(default=dict, help_text="MSI sizing: vol target, budget fraction, lot sizes")
     config_file = models.CharField(max_length=500, blank=True)
     config_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the definition")
+    provenance = models.JSONField(
+        default=dict, blank=True,
+        help_text="where a cloned session comes from: source session or backtest, promotion request, evidence")
 
     status = models.CharField(
         max_length=16, choices=SessionStatusChoices.choices, default=SessionStatusChoices.SCHEDULED
@@ -374,3 +378,43 @@ class SelEvaluation(models.Model):
                 "conventions": self.conventions, "comparison": self.comparison, "rules": self.rules,
                 "evidence_hash": self.evidence_hash, "trigger": self.trigger, "created_by": self.created_by,
                 "created_at": self.created_at.isoformat()}
+
+
+class PromotionRequest(models.Model):
+    """A request to move a strategy between lanes or change a registry status (spec §8.2,
+    §9): request → SEL evaluation attached → approval (four eyes) or rejection → applied and
+    logged. The transition table is ``ifns_paper.governance``. Rows are never deleted."""
+
+    kind = models.CharField(max_length=32, choices=[(k.value, k.value) for k in RequestKind])
+    status = models.CharField(max_length=16, choices=[(s.value, s.value) for s in RequestStatus],
+                              default=RequestStatus.PENDING.value)
+    session = models.ForeignKey(PaperSession, on_delete=models.PROTECT, related_name="promotion_requests",
+                                help_text="the evidence session")
+    target = models.JSONField(help_text='lane_transition: {"to_lane"}; model_status: {"registry_id", "version", '
+                                        '"to_status"}')
+    direction = models.CharField(max_length=16, blank=True, help_text="promote or downgrade (lane transitions)")
+    evaluation = models.ForeignKey(SelEvaluation, on_delete=models.PROTECT, related_name="promotion_requests")
+    requested_by = models.CharField(max_length=150)
+    reason = models.TextField()
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    override_reason = models.TextField(blank=True, help_text="why it was approved against failing evidence")
+    result = models.JSONField(null=True, blank=True, help_text="what applying it changed")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("approve_promotionrequest", "Can approve or reject promotion requests (not their own)")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.status}"
+
+    def as_record(self) -> dict:
+        return {"id": self.pk, "kind": self.kind, "status": self.status, "session_id": self.session.session_id,
+                "target": self.target, "direction": self.direction, "evaluation_id": self.evaluation_id,
+                "recommendation": self.evaluation.recommendation, "evidence_hash": self.evaluation.evidence_hash,
+                "requested_by": self.requested_by, "reason": self.reason, "decided_by": self.decided_by or None,
+                "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+                "decision_reason": self.decision_reason or None, "override_reason": self.override_reason or None,
+                "result": self.result, "created_at": self.created_at.isoformat()}

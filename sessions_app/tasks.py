@@ -85,8 +85,11 @@ def summaries_refresh() -> int:
 
 @shared_task(ignore_result=True)
 def summary_refresh(session_id: str) -> bool:
-    """After a session's state change: its summary (final once it ended)."""
-    return summaries.summary_refresh(session_id=session_id) is not None
+    """After a session's state change: its summary (final once it ended, then its SEL
+    evaluation when it completed)."""
+    from sessions_app.services.sel import summary_refresh_evaluated
+
+    return summary_refresh_evaluated(session_id=session_id) is not None
 
 
 @shared_task(ignore_result=True)

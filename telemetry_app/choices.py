@@ -19,6 +19,8 @@ class EventType(models.TextChoices):
     INCIDENT = "incident"
     # A SEL evaluation of the session (spec §9): recommendation, failed criteria, evidence hash.
     SEL_EVALUATION = "sel_evaluation"
+    # A promotion request of the session's evidence: requested, applied, rejected, withdrawn.
+    PROMOTION = "promotion"
 
 
 class FeedStatus(models.TextChoices):

@@ -56,12 +56,15 @@ class _Upserter:
     reason: str
     report: ApplyReport
 
-    def __call__(self, model, lookup: dict, values: dict, *, target_type: str, target_id: str):
+    def __call__(self, model, lookup: dict, values: dict, *, target_type: str, target_id: str,
+                 create_only: dict | None = None):
+        """``create_only``: fields the files set when the object is created and never after
+        (a registry entry's status: promotions own it from then on)."""
         obj = model.objects.filter(**lookup).first()
         if obj is None:
-            obj = model.objects.create(**lookup, **values)
+            obj = model.objects.create(**lookup, **values, **(create_only or {}))
             changelog_record(actor=self.actor, action="config_create", target_type=target_type,
-                             target_id=target_id, reason=self.reason, after={**lookup, **values})
+                             target_id=target_id, reason=self.reason, after={**lookup, **values, **(create_only or {})})
             self.report.created.append(f"{target_type}:{target_id}")
             return obj
         before = {k: plain(getattr(obj, k)) for k in values}
@@ -85,7 +88,8 @@ def config_apply(*, bundle: ConfigBundle, actor: str, reason: str = "load shippe
 
     Idempotent: applying the same bundle twice changes nothing the second
     time and writes no change-log entries. Sessions that are no longer
-    ``scheduled`` keep their definition (they are reported as skipped).
+    ``scheduled`` keep their definition (they are reported as skipped). A registry
+    entry's status comes from the files when it is created; promotions change it after.
     Nothing is deleted: objects missing from the files stay as they are.
     """
     report = ApplyReport()
@@ -93,9 +97,9 @@ def config_apply(*, bundle: ConfigBundle, actor: str, reason: str = "load shippe
     with transaction.atomic():
         for entry in bundle.registry.entries:
             upsert(RegistryEntry, {"registry_id": entry.registry_id, "version": entry.version},
-                   {"kind": entry.kind, "status": entry.status, "description": entry.description,
-                    "implementation": entry.implementation},
-                   target_type="registry_entry", target_id=f"{entry.registry_id}@{entry.version}")
+                   {"kind": entry.kind, "description": entry.description, "implementation": entry.implementation},
+                   target_type="registry_entry", target_id=f"{entry.registry_id}@{entry.version}",
+                   create_only={"status": entry.status})
         changes, unchanged = execution_config_apply(routes=bundle.routes.routes,
                                                     policies=bundle.policies.policies, plain=plain)
         report.unchanged += unchanged

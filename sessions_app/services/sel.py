@@ -18,7 +18,7 @@ from ifns_paper.metrics.sel import evaluate
 from sessions_app.models import PaperSession, SelEvaluation
 from sessions_app.services.changelog import changelog_record
 from sessions_app.services.events import session_events_append
-from sessions_app.services.summaries import summary_compute
+from sessions_app.services.summaries import summary_compute, summary_refresh
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import summaries_latest
 
@@ -79,3 +79,13 @@ def sel_evaluate_completed(session_id: str) -> None:
         sel_evaluate(session_id=session_id, actor="system:sel", trigger="completion")
     except ApplicationError as exc:
         log.info("no SEL evaluation of %s at completion: %s", session_id, exc.message)
+
+
+def summary_refresh_evaluated(*, session_id: str) -> dict | None:
+    """``summaries.summary_refresh``, then the SEL evaluation when it wrote the final summary
+    of a completed session (spec §9: evaluated when it completes)."""
+    data = summary_refresh(session_id=session_id)
+    if data is not None and data.get("final") and PaperSession.objects.filter(
+            session_id=session_id, status=SessionStatus.COMPLETED).exists():
+        sel_evaluate_completed(session_id)
+    return data

@@ -167,10 +167,6 @@ def summary_refresh(*, session_id: str, final: bool | None = None) -> dict | Non
         row = summary_record(session_pk=status[1], as_of_ns=data["as_of"], final=is_final, data=data)
     if is_final:
         inputs_forget(session_id)
-        if row is not None and status[0] == SessionStatus.COMPLETED:
-            from sessions_app.services.sel import sel_evaluate_completed
-
-            sel_evaluate_completed(session_id)  # spec §9: evaluated when it completes
     return data if row is not None else None
 
 

@@ -14,7 +14,7 @@ from sessions_app.models import ChangeLogEntry, PaperSession, SelEvaluation
 from sessions_app.registry import session_links
 from sessions_app.services import session_transition
 from sessions_app.services.sel import sel_evaluate
-from sessions_app.services.summaries import summary_compute, summary_refresh
+from sessions_app.services.summaries import summary_compute
 from telemetry_app.models import TelemetryEvent
 from telemetry_app.services import summary_record
 from tests.sessions.test_summaries import SID, bus, traded  # noqa: F401 - fixtures
@@ -51,8 +51,10 @@ def test_an_evaluation_on_demand_is_recorded_with_its_event_and_change_log(trade
 
 @pytest.mark.django_db(transaction=True)
 def test_a_completed_session_is_evaluated_with_its_final_summary(traded, django_capture_on_commit_callbacks):  # noqa: F811
+    from sessions_app.tasks import summary_refresh as summary_task
+
     session_transition(session_id=SID, action="stop", actor="t", reason="done")
-    summary_refresh(session_id=SID)
+    summary_task(SID)  # what the worker runs after the state change
     row = SelEvaluation.objects.get(session__session_id=SID)
     assert (row.trigger, row.created_by) == ("completion", "system:sel")
     assert row.evidence[0]["final"] is True

@@ -34,6 +34,18 @@ class Command(BaseCommand):
             move.add_argument("session_id")
             move.add_argument("--reason", default="")
             move.add_argument("--actor", default=None)
+        clone = sub.add_parser("clone", help="a new scheduled session with another's definition")
+        clone.add_argument("source_id")
+        clone.add_argument("new_id")
+        clone.add_argument("--lane", default=None, help="default: the source's lane")
+        clone.add_argument("--reason", required=True)
+        clone.add_argument("--actor", default=None)
+        tag = sub.add_parser("tag", help="tag a session as promotion_evidence or ignore")
+        tag.add_argument("session_id")
+        tag.add_argument("tag", choices=["promotion_evidence", "ignore"])
+        tag.add_argument("--remove", action="store_true")
+        tag.add_argument("--reason", required=True)
+        tag.add_argument("--actor", default=None)
         listing = sub.add_parser("list", help="list sessions")
         listing.add_argument("--lane", default=None)
         listing.add_argument("--status", default=None, choices=[s.value for s in SessionStatus])
@@ -45,6 +57,19 @@ class Command(BaseCommand):
                 self._list(options["lane"], options["status"])
             elif command == "register":
                 self._register(options["file"], options["config_dir"], actor, options["reason"])
+            elif command == "clone":
+                from sessions_app.services.promotions import session_clone
+
+                s = session_clone(source_id=options["source_id"], new_id=options["new_id"], lane=options["lane"],
+                                  actor=actor, reason=options["reason"])
+                self.stdout.write(self.style.SUCCESS(f"{s.session_id}: {s.status} in {s.lane.name} "
+                                                     f"(cloned from {options['source_id']})"))
+            elif command == "tag":
+                from sessions_app.services.promotions import session_tag
+
+                s = session_tag(session_id=options["session_id"], tag=options["tag"], actor=actor,
+                                reason=options["reason"], remove=options["remove"])
+                self.stdout.write(self.style.SUCCESS(f"{s.session_id}: tags {', '.join(s.tags) or 'none'}"))
             else:
                 session = services.session_transition(
                     session_id=options["session_id"], action=command, actor=actor, reason=options["reason"]

@@ -1,0 +1,273 @@
+"""Promotions (spec §8.2, §9): request → SEL evaluation attached → four-eyes approval or
+rejection → applied and logged; and the session clones and tags they rest on.
+
+Every step is one call in one transaction holding the request's row lock, with its
+change-log entry and a ``promotion`` telemetry event on the evidence session (who asked,
+who decided, when, the evaluation and its evidence hash). Concurrent decisions on one
+request produce exactly one transition: the second finds it no longer pending.
+
+**Four eyes**: approving and rejecting need a user with the ``approve_promotionrequest``
+permission (the approver role) who is not the requester — enforced here, whatever the
+caller. Approving against an evaluation that does not recommend the move (``promote`` for
+a promotion; any recommendation is evidence enough for a downgrade) needs an override
+reason, kept on the request.
+
+**Applying a lane transition**: the strategy's registry entry takes the target lane's status
+(``governance.LANE_STATUS``); into a paper lane, a new ``scheduled`` session is cloned from
+the evidence session, with its provenance; into ``live_canary``, the hand-off to Stage 07 is
+recorded (nothing is sent to any broker). A model-status request sets the registry entry's
+status along ``governance.MODEL_STATUS_MOVES``.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
+from ifns_paper.governance import (
+    LANE_STATUS,
+    LANES,
+    MODEL_STATUS_MOVES,
+    IllegalMove,
+    RequestAction,
+    RequestKind,
+    RequestStatus,
+    lane_move,
+    next_status,
+)
+from sessions_app.models import Lane, PaperSession, PromotionRequest, RegistryEntry, SessionModel
+from sessions_app.registry import registry_export_after_commit
+from sessions_app.services.changelog import changelog_record
+from sessions_app.services.events import session_events_append
+from sessions_app.services.sel import sel_evaluate
+from telemetry_app.choices import EventType
+
+APPROVE_PERMISSION = "sessions_app.approve_promotionrequest"
+STATUS_ORDER = ("candidate", "research", "gatecheck", "live_canary", "live", "retired")
+TAGS = ("promotion_evidence", "ignore")
+
+
+class Forbidden(ApplicationError):
+    status_code = 403
+
+
+def _user(username: str, *, role: str):
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise Forbidden(f"{role}: no active user {username!r}")
+    return user
+
+
+# --- session clones and tags --------------------------------------------------------------
+
+
+def session_clone(*, source_id: str, new_id: str, actor: str, reason: str, lane: str | None = None,
+                  provenance: dict | None = None) -> PaperSession:
+    """A new ``scheduled`` session with ``source_id``'s definition, in ``lane`` (default: the
+    same), its provenance recorded. ``Conflict`` when ``new_id`` exists."""
+    if not reason.strip():
+        raise ApplicationError("reason: required")
+    with transaction.atomic():
+        source = PaperSession.objects.select_related("lane").filter(session_id=source_id).first()
+        if source is None:
+            raise NotFound(f"no session {source_id!r}")
+        if PaperSession.objects.filter(session_id=new_id).exists():
+            raise Conflict(f"session_id: {new_id!r} exists; choose another")
+        target_lane = source.lane if lane is None else Lane.objects.filter(name=lane).first()
+        if target_lane is None:
+            raise NotFound(f"lane: no lane {lane!r}")
+        links = list(SessionModel.objects.filter(session=source))
+        clone = PaperSession.objects.get(pk=source.pk)
+        clone.pk, clone.session_id, clone.lane = None, new_id, target_lane
+        clone._state.adding = True
+        clone.status = "scheduled"
+        clone.start_at = clone.started_at = clone.paused_at = clone.resumed_at = clone.ended_at = None
+        clone.last_event_seq, clone.last_fault, clone.last_fault_at = 0, "", None
+        clone.config_file, clone.config_hash = "", ""
+        clone.tags = [t for t in (source.tags or []) if t not in TAGS]
+        clone.provenance = {"cloned_from": {"session": source_id, "lane": source.lane.name}, **(provenance or {})}
+        clone.save()
+        SessionModel.objects.bulk_create([SessionModel(session=clone, entry_id=link.entry_id, weight=link.weight)
+                                          for link in links])
+        changelog_record(actor=actor, action="session_clone", target_type="paper_session", target_id=new_id,
+                         reason=reason, after={"from": source_id, "lane": target_lane.name,
+                                               "provenance": clone.provenance})
+        transaction.on_commit(registry_export_after_commit)
+    return clone
+
+
+def session_tag(*, session_id: str, tag: str, actor: str, reason: str, remove: bool = False) -> PaperSession:
+    """Tag a session as ``promotion_evidence`` or ``ignore`` (spec §5.3), or remove the tag."""
+    if tag not in TAGS:
+        raise ApplicationError(f"tag: expected one of {', '.join(TAGS)}, got {tag!r}")
+    if not reason.strip():
+        raise ApplicationError("reason: required")
+    with transaction.atomic():
+        session = PaperSession.objects.select_for_update().filter(session_id=session_id).first()
+        if session is None:
+            raise NotFound(f"no session {session_id!r}")
+        before = list(session.tags or [])
+        after = [t for t in before if t != tag] if remove else before + ([tag] if tag not in before else [])
+        if after != before:
+            session.tags = after
+            session.save(update_fields=["tags", "updated_at"])
+            changelog_record(actor=actor, action="session_untag" if remove else "session_tag",
+                             target_type="paper_session", target_id=session_id, reason=reason,
+                             before={"tags": before}, after={"tags": after})
+            transaction.on_commit(registry_export_after_commit)
+    return session
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+def promotion_request(*, kind: str, session_id: str, target: dict, requested_by: str,
+                      reason: str) -> PromotionRequest:
+    """Open a request, with a fresh SEL evaluation of its evidence session attached."""
+    try:
+        kind = RequestKind(kind)
+    except ValueError:
+        raise ApplicationError(f"kind: expected one of {', '.join(k.value for k in RequestKind)}, "
+                               f"got {kind!r}") from None
+    if not reason.strip():
+        raise ApplicationError("reason: required")
+    _user(requested_by, role="requested_by")
+    session = PaperSession.objects.select_related("lane", "strategy").filter(session_id=session_id).first()
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    direction = ""
+    if kind is RequestKind.LANE_TRANSITION:
+        to_lane = (target or {}).get("to_lane")
+        try:
+            direction = lane_move(session.lane.name, to_lane)
+        except IllegalMove as exc:
+            raise ApplicationError(str(exc)) from None
+        target = {"from_lane": session.lane.name, "to_lane": to_lane,
+                  "strategy": f"{session.strategy.registry_id}@{session.strategy.version}"}
+    else:
+        entry = _registry_entry(target)
+        to_status = (target or {}).get("to_status")
+        if to_status not in MODEL_STATUS_MOVES.get(entry.status, set()):
+            raise ApplicationError(f"to_status: {entry} is {entry.status}; it may move to "
+                                   f"{', '.join(sorted(MODEL_STATUS_MOVES.get(entry.status, ()))) or 'nothing'}, "
+                                   f"not {to_status!r}")
+        target = {"registry_id": entry.registry_id, "version": entry.version, "from_status": entry.status,
+                  "to_status": to_status}
+        direction = "downgrade" if to_status == "retired" or \
+            STATUS_ORDER.index(to_status) < STATUS_ORDER.index(entry.status) else "promote"
+    evaluation = sel_evaluate(session_id=session_id, actor=requested_by, trigger="promotion_request")
+    with transaction.atomic():
+        row = PromotionRequest.objects.create(kind=kind.value, session=session, target=target, direction=direction,
+                                              evaluation=evaluation, requested_by=requested_by, reason=reason)
+        _event(row, "requested", requested_by)
+        changelog_record(actor=requested_by, action="promotion_request", target_type="promotion_request",
+                         target_id=str(row.pk), reason=reason,
+                         after={"kind": kind.value, "session": session_id, "target": target, "direction": direction,
+                                "evaluation": evaluation.pk, "recommendation": evaluation.recommendation,
+                                "evidence_hash": evaluation.evidence_hash})
+    return row
+
+
+def _event(row: PromotionRequest, what: str, actor: str) -> None:
+    """A ``promotion`` event on the evidence session's telemetry stream."""
+    session = PaperSession.objects.select_for_update().select_related("lane").get(pk=row.session_id)
+    session_events_append(session=session, events=[(EventType.PROMOTION, timezone.now(), {
+        "request_id": row.pk, "kind": row.kind, "event": what, "status": row.status if what == "requested" else what,
+        "target": row.target, "direction": row.direction, "actor": actor, "evaluation_id": row.evaluation_id,
+        "evidence_hash": row.evaluation.evidence_hash})])
+
+
+def _registry_entry(target: dict) -> RegistryEntry:
+    entry = RegistryEntry.objects.filter(registry_id=(target or {}).get("registry_id"),
+                                         version=(target or {}).get("version")).first()
+    if entry is None:
+        raise NotFound(f"target: no registry entry {(target or {}).get('registry_id')!r}@"
+                       f"{(target or {}).get('version')!r}")
+    return entry
+
+
+def promotion_decide(*, request_id: int, action: str, actor: str, reason: str,
+                     override_reason: str = "") -> PromotionRequest:
+    """Approve (and apply), reject or withdraw a request; see the module docstring."""
+    if not reason.strip():
+        raise ApplicationError("reason: required")
+    user = _user(actor, role="actor")
+    with transaction.atomic():
+        row = (PromotionRequest.objects.select_for_update().select_related("session__lane", "session__strategy",
+                                                                             "evaluation")
+               .filter(pk=request_id).first())
+        if row is None:
+            raise NotFound(f"no promotion request #{request_id}")
+        try:
+            status = next_status(row.status, action)
+        except IllegalMove as exc:
+            raise Conflict(f"#{request_id}: {exc}") from None
+        act = RequestAction(action)
+        if act is RequestAction.WITHDRAW:
+            if actor != row.requested_by:
+                raise Forbidden(f"#{request_id}: only its requester ({row.requested_by}) can withdraw it")
+        else:
+            if actor == row.requested_by:
+                raise Forbidden(f"#{request_id}: four eyes — {actor} asked for it and cannot {act.value} it")
+            if not user.has_perm(APPROVE_PERMISSION):
+                raise Forbidden(f"#{request_id}: {actor} is not an approver")
+        failing = act is RequestAction.APPROVE and row.direction == "promote" and \
+            row.evaluation.recommendation != "promote"
+        if failing and not override_reason.strip():
+            failed = [c["criterion"] for c in row.evaluation.criteria if not c["pass"]]
+            raise Conflict(f"#{request_id}: the evidence recommends {row.evaluation.recommendation} "
+                           f"(failing: {', '.join(failed)}); approve with an override reason to go ahead")
+        result = _apply(row, actor) if act is RequestAction.APPROVE else None
+        row.status, row.decided_by, row.decided_at = status.value, actor, timezone.now()
+        row.decision_reason = reason
+        row.override_reason = override_reason if failing else ""
+        row.result = result
+        row.save()
+        _event(row, status.value, actor)
+        changelog_record(actor=actor, action=f"promotion_{act.value}", target_type="promotion_request",
+                         target_id=str(row.pk), reason=reason,
+                         before={"status": RequestStatus.PENDING.value},
+                         after={"status": status.value, "override_reason": row.override_reason or None,
+                                "result": result, "evidence_hash": row.evaluation.evidence_hash})
+    return row
+
+
+def _apply(row: PromotionRequest, actor: str) -> dict:
+    """Make the change a request asks for (inside its transaction)."""
+    if row.kind == RequestKind.MODEL_STATUS:
+        entry = RegistryEntry.objects.select_for_update().get(registry_id=row.target["registry_id"],
+                                                             version=row.target["version"])
+        if entry.status != row.target["from_status"]:
+            raise Conflict(f"#{row.pk}: {entry} is {entry.status} now, not {row.target['from_status']}")
+        return {"registry_entry": _set_status(entry, row.target["to_status"], actor, row)}
+    session = row.session
+    to_lane = row.target["to_lane"]
+    strategy = RegistryEntry.objects.select_for_update().get(pk=session.strategy_id)
+    result = {"registry_entry": _set_status(strategy, LANE_STATUS[to_lane], actor, row)}
+    if to_lane == LANES[-1]:
+        result["handoff"] = {"to": "Stage 07 (live canary)", "strategy": str(strategy), "evidence_session":
+                             session.session_id, "note": "recorded only; nothing is sent to any broker"}
+        return result
+    base = f"{session.session_id}-{to_lane.removeprefix('paper_')}"
+    new_id, n = base[:64], 1
+    while PaperSession.objects.filter(session_id=new_id).exists():
+        n += 1
+        new_id = f"{base[:60]}-{n}"
+    clone = session_clone(source_id=session.session_id, new_id=new_id, lane=to_lane, actor=actor,
+                          reason=f"promotion request #{row.pk}",
+                          provenance={"promotion_request": row.pk, "evaluation": row.evaluation_id,
+                                      "evidence_hash": row.evaluation.evidence_hash, "direction": row.direction})
+    result["session"] = clone.session_id
+    return result
+
+
+def _set_status(entry: RegistryEntry, status: str, actor: str, row: PromotionRequest) -> dict:
+    before = entry.status
+    if before != status:
+        entry.status = status
+        entry.save(update_fields=["status", "updated_at"])
+        changelog_record(actor=actor, action="registry_status", target_type="registry_entry", target_id=str(entry),
+                         reason=f"promotion request #{row.pk}", before={"status": before}, after={"status": status})
+    return {"entry": str(entry), "from": before, "to": status}
