@@ -16,6 +16,8 @@ from sessions_app.services import session_transition
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "paper-admin"  # dev only: refused unless DEBUG is on
+# A second person for four-eyes promotions in the demo: may approve requests, not its own.
+DEMO_APPROVER, DEMO_APPROVER_PASSWORD = "approver", "paper-approver"
 
 
 class Command(BaseCommand):
@@ -44,6 +46,13 @@ class Command(BaseCommand):
         if not users.objects.filter(username=DEMO_USERNAME).exists():
             users.objects.create_superuser(DEMO_USERNAME, "admin@example.invalid", DEMO_PASSWORD)
             self.stdout.write("demo admin user created")
+        if not users.objects.filter(username=DEMO_APPROVER).exists():
+            from django.contrib.auth.models import Permission
+
+            approver = users.objects.create_user(DEMO_APPROVER, "approver@example.invalid", DEMO_APPROVER_PASSWORD)
+            approver.user_permissions.add(Permission.objects.get(codename="approve_promotionrequest"))
+            self.stdout.write("demo approver user created")
         self.stdout.write(self.style.WARNING(
-            f"demo admin (development only): username {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}"
+            f"demo admin (development only): username {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}; "
+            f"demo approver: {DEMO_APPROVER!r}, password {DEMO_APPROVER_PASSWORD!r}"
         ))
