@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 
-from broker_app.selectors import fill_records
+from broker_app.selectors import fill_records, order_records
 from ifns_paper.exceptions import NotFound
 from ifns_paper.metrics.compare import compare_curves, decision_agreement
+from ifns_paper.metrics.execution import order_outcomes, slippage_by
 from sessions_app.models import Backtest, PaperSession
 from sessions_app.services.backtests import backtest_files
-from sessions_app.services.summaries import conventions_for, summary_compute
+from sessions_app.services.summaries import conventions_for
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import event_payloads, series_for_session
 
@@ -76,27 +77,27 @@ def comparison_compute(*, session_id: str, backtest_id: str | None = None) -> di
               if i.get("kind") in ("data_gap", "bad_quote")],
         latency=backtest.params.get("latency"))
 
-    paper_summary = summary_compute(session_id=session_id, final=False) or {}
+    # execution on the same stretch: the paper side's fills and orders up to the backtest's end
+    paper_fills = cut(fill_records(session_id=session_id))
+    paper_orders = [o for o in order_records(session_id=session_id, fills=paper_fills)
+                    if until is None or o["submitted_ns"] <= until]
     other_summary = backtest.summary or {}
     execution = None
-    if paper_summary and other_summary:
-        slip_p = {r: s.get("mean_bps") for r, s in paper_summary["execution"]["slippage_by_route"].items()}
+    if other_summary:
+        slip_p = {r: s["mean_bps"] for r, s in slippage_by(paper_fills, "route_id").items()}
         slip_o = {r: s.get("mean_bps") for r, s in other_summary["execution"]["slippage_by_route"].items()}
+        outcomes = order_outcomes(paper_orders)
+        rates = {k: ({r: v[k] for r, v in outcomes.items()}, _by_route(other_summary, k))
+                 for k in ("fill_rate", "reject_rate")}
+        start = other_summary["pnl"]["starting_capital"]
+        paper_pnl = paper_series[-1]["equity"] - start if paper_series else None
+        other_pnl = other_series[-1]["equity"] - start if other_series else None
         execution = {
             "slippage_mean_bps": {"paper": slip_p, "backtest": slip_o, "deviation": _deviation(slip_p, slip_o)},
-            "fill_rate": {"paper": _by_route(paper_summary, "fill_rate"),
-                          "backtest": _by_route(other_summary, "fill_rate"),
-                          "deviation": _deviation(_by_route(paper_summary, "fill_rate"),
-                                                  _by_route(other_summary, "fill_rate"))},
-            "reject_rate": {"paper": _by_route(paper_summary, "reject_rate"),
-                            "backtest": _by_route(other_summary, "reject_rate"),
-                            "deviation": _deviation(_by_route(paper_summary, "reject_rate"),
-                                                    _by_route(other_summary, "reject_rate"))},
-            "shortfall_mean_bps": {
-                "paper": paper_summary["execution"]["implementation_shortfall"]["mean_bps"],
-                "backtest": other_summary["execution"]["implementation_shortfall"]["mean_bps"]},
-            "pnl": {"paper": paper_summary["pnl"]["total"], "backtest": other_summary["pnl"]["total"],
-                    "deviation": paper_summary["pnl"]["total"] - other_summary["pnl"]["total"]},
+            **{k: {"paper": p, "backtest": o, "deviation": _deviation(p, o)} for k, (p, o) in rates.items()},
+            "pnl": {"paper": paper_pnl, "backtest": other_pnl,
+                    "deviation": None if None in (paper_pnl, other_pnl) else paper_pnl - other_pnl,
+                    "how": "each side's last equity sample up to the backtest's end, minus the starting capital"},
         }
     flags = list(curves["flags"])
     if decisions["first_divergence"] is not None:

@@ -17,6 +17,7 @@ import redis as redis_lib
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from ifns_paper import marketbus
 from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
 from ifns_paper.feeds.bus import FeedBus
 from ifns_paper.feeds.recorder import Recorder
@@ -135,8 +136,19 @@ def test_the_comparison_with_a_route_latency_shadow_agrees_and_is_served(loaded,
     monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)
     trade_in_real_time("research_fx_momentum_v13", client)
     row = shadow_backtest(session_id="research_fx_momentum_v13", actor="t", latency="route")
+    # the session trades on after the shadow ran: the comparison stops where the backtest does
+    from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
+
+    later = [QuoteBatch.from_arrays(b.symbol, b.ts + 200 * 10**9, b.bid, b.ask, b.bid_size, b.ask_size)
+             if isinstance(b, QuoteBatch) else
+             TradeBatch.from_arrays(b.symbol, b.ts + 200 * 10**9, b.price, b.size, b.aggressor)
+             for b in market(("EURUSD", "GBPUSD"))]
+    marketbus.publish(client, "synthetic_fx", later, clock_ns=int(max(b.ts[-1] for b in later)))
+    session_step(session_id="research_fx_momentum_v13", client=client)
     c = comparison_compute(session_id="research_fx_momentum_v13")
     assert c["backtest_id"] == row.backtest_id and c["latency"] == "route"
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in c["execution"]["fill_rate"]["deviation"].values())
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in c["execution"]["slippage_mean_bps"]["deviation"].values())
     assert c["decisions"]["share"] == 1.0 and c["decisions"]["first_divergence"] is None
     assert c["decisions"]["paper"] == c["decisions"]["other"] > 0
     assert c["curves"]["equity_deviation"]["max_abs"] == pytest.approx(0.0, abs=1e-6)

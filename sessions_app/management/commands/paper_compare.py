@@ -54,8 +54,9 @@ class Command(BaseCommand):
             lines.append(f"    backtest: {json.dumps(fd['other'])}")
         ex = c["execution"]
         if ex is not None:
-            lines.append(f"  P&L: paper {ex['pnl']['paper']:,.2f} {ccy}, backtest {ex['pnl']['backtest']:,.2f} {ccy}, "
-                         f"deviation {ex['pnl']['deviation']:,.2f} {ccy}")
+            lines.append(f"  P&L to the backtest's end: paper {_num(ex['pnl']['paper'], ',.2f')} {ccy}, backtest "
+                         f"{_num(ex['pnl']['backtest'], ',.2f')} {ccy}, deviation {_num(ex['pnl']['deviation'], ',.2f')} "
+                         f"{ccy}")
             for route, dev in ex["slippage_mean_bps"]["deviation"].items():
                 lines.append(f"  {route}: slippage mean paper − backtest {_num(dev, '+.2f')} bp, fill rate "
                              f"{_num(ex['fill_rate']['deviation'].get(route), '+.1%')}, reject rate "
