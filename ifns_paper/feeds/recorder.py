@@ -27,6 +27,8 @@ import contextlib
 import gzip
 import json
 import logging
+import queue
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -79,23 +81,55 @@ def _batch_from(obj: dict) -> QuoteBatch | TradeBatch:
 class Recorder:
     """Appends one feed's publishes to its hourly segments. ``write`` never raises: a disk
     problem is logged (at most once a minute) and counted in ``errors``, and the feed goes on
-    publishing — a recording with a hole is better than a feed that stops."""
+    publishing — a recording with a hole is better than a feed that stops.
 
-    def __init__(self, root: Path | str, feed: str, *, retention_hours: float = 72.0, level: int = 6) -> None:
+    With ``background`` (the feed processes' default), ``write`` only queues the publish and
+    a writer thread encodes, compresses and flushes it, so the feed's publish path does not
+    wait for the disk; ``sync`` waits until everything queued is on disk, ``close`` too."""
+
+    def __init__(self, root: Path | str, feed: str, *, retention_hours: float = 72.0, level: int = 1,
+                 background: bool = False) -> None:
         self.dir = Path(root) / feed
         self.feed, self.retention_hours, self.level = feed, retention_hours, level
         self._hour: int | None = None
         self._file: gzip.GzipFile | None = None
         self.errors = 0
         self._last_error_log = 0.0
+        self._queue: queue.Queue | None = None
+        if background:
+            self._queue = queue.Queue()
+            threading.Thread(target=self._drain, name=f"recorder-{feed}", daemon=True).start()
 
     def write(self, batches: Sequence[QuoteBatch | TradeBatch], clock_ns: int | None, *,
               at_ns: int | None = None, ids: Sequence[str] | None = None) -> None:
+        at = at_ns if at_ns is not None else time.time_ns()
+        if self._queue is not None:
+            self._queue.put((list(batches), clock_ns, at, None if ids is None else list(ids)))
+        else:
+            self._write(batches, clock_ns, at, ids)
+
+    def sync(self) -> None:
+        """Return once every publish written so far is on disk (flushed)."""
+        if self._queue is not None:
+            self._queue.join()
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    self._close()
+                    return
+                self._write(*item)
+            finally:
+                self._queue.task_done()
+
+    def _write(self, batches, clock_ns, at_ns, ids) -> None:
         rows = [b for b in batches if len(b)]
         if not rows and clock_ns is None:
             return
         first = int(rows[0].ts[0]) if rows else int(clock_ns)
-        line = json.dumps({"at": at_ns if at_ns is not None else time.time_ns(),
+        line = json.dumps({"at": at_ns,
                            "batches": [_batch_json(b) for b in rows],
                            "clock": None if clock_ns is None else int(clock_ns),
                            "ids": list(ids) if ids is not None else None}, separators=(",", ":"))
@@ -143,7 +177,12 @@ class Recorder:
         self._file, self._hour = None, None
 
     def close(self) -> None:
-        self._close()
+        if self._queue is not None:
+            self._queue.put(None)
+            self._queue.join()
+            self._queue = None
+        else:
+            self._close()
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,14 @@ def same_batch(a, b) -> bool:
     return all(np.array_equal(getattr(a, c), getattr(b, c)) for c in cols)
 
 
-def test_a_recording_gives_back_every_row_and_clock_exactly(tmp_path):
-    rec = Recorder(tmp_path, "fx")
+@pytest.mark.parametrize("background", [False, True])
+def test_a_recording_gives_back_every_row_and_clock_exactly(tmp_path, background):
+    rec = Recorder(tmp_path, "fx", background=background)
     sent = publishes()
     for batches, clock in sent:
         rec.write(batches, clock)
+    rec.sync()  # a background writer has written all of it by now
+    assert len(list(read_recording(tmp_path, "fx"))) == len(sent)
     rec.close()
     got = list(read_recording(tmp_path, "fx"))
     assert [p.clock_ns for p in got] == [c for _, c in sent]
@@ -111,9 +114,10 @@ KILLED_WRITER = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from tests.feeds.test_recorder import publishes
     from ifns_paper.feeds.recorder import Recorder
-    rec = Recorder({dir!r}, "fx")
+    rec = Recorder({dir!r}, "fx", background=True)  # as the feed processes run it
     for batches, clock in publishes()[:{n}]:
         rec.write(batches, clock)
+    rec.sync()  # flushed
     os.kill(os.getpid(), signal.SIGKILL)  # no close, no gzip trailer
 """)
 

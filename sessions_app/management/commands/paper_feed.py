@@ -72,14 +72,16 @@ class Command(BaseCommand):
         client = dispatch.redis_client()
         interval_s = interval_ms / 1000
         runners: list[FeedRunner] = []
+        recorders: list[Recorder] = []
         for name in dict.fromkeys(feeds):
             feed = configured.get(name)
             if feed is None:
                 raise CommandError(f"unknown feed {name!r} (configured: {', '.join(sorted(configured))})")
-            recorder = (Recorder(settings.IFNS_RECORDINGS_DIR, name,
+            recorder = (Recorder(settings.IFNS_RECORDINGS_DIR, name, background=True,
                                  retention_hours=settings.IFNS_RECORDING_RETENTION_HOURS)
                         if settings.IFNS_RECORD_FEEDS else None)
             bus = FeedBus(client, name, after_publish=_steps_for_feed, recorder=recorder)
+            recorders += [recorder] if recorder is not None else []
             runners.append(self._runner(name, feed, bus, interval_s=interval_s, glitches=glitches))
 
         self.stdout.write(f"publishing {', '.join(r.name for r in runners)} every {interval_ms} ms "
@@ -91,7 +93,11 @@ class Command(BaseCommand):
             return Supervisor(runners, on_health=lambda snap: _record_health(client, snap), io=io,
                               backoff=backoff, report_every_s=report_every_s)
 
-        run_feeds(supervisor, duration_s=duration_s)
+        try:
+            run_feeds(supervisor, duration_s=duration_s)
+        finally:
+            for recorder in recorders:  # what the writer threads still hold goes to disk
+                recorder.close()
         self.stdout.write("feed stopped")
 
     def _runner(self, name: str, feed, bus: FeedBus, *, interval_s: float, glitches: bool) -> FeedRunner:
