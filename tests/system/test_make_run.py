@@ -231,6 +231,31 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
         assert _get_json(f"{api}/lanes/paper_research/summary/")["lane"] == "paper_research"
         assert _get_json(f"{api}/funnel/")
 
+        # Triangulation and governance (issue 10), from the command line as the README says: a
+        # shadow backtest of a demo session over the feed's recording makes its decisions; an
+        # SEL evaluation; a promotion asked by admin, refused to admin, approved by approver
+        # with an override, leaving a scheduled gatecheck session with its provenance.
+        def cli(*args: str) -> str:
+            out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                                 text=True)
+            assert out.returncode == 0, f"manage.py {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
+            return out.stdout
+
+        sid = DEMO_SESSIONS[0]
+        assert "replayed (route latency)" in cli("paper_backtest", "shadow", sid, "--latency", "route")
+        comparison = json.loads(cli("paper_compare", sid, "--json"))
+        assert comparison["decisions"]["share"] == 1.0 and comparison["decisions"]["paper"] > 0, comparison
+        assert "SEL evaluation" in cli("paper_sel", "evaluate", sid)
+        assert "is pending" in cli("paper_promotion", "request", sid, "--to-lane", "paper_gatecheck", "--as", "admin",
+                                   "--reason", "soak test")
+        refused = subprocess.run([sys.executable, "manage.py", "paper_promotion", "approve", "1", "--as", "admin",
+                                  "--reason", "mine"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert refused.returncode != 0 and "four eyes" in refused.stderr
+        assert "is applied" in cli("paper_promotion", "approve", "1", "--as", "approver", "--reason", "ok",
+                                   "--override", "soak test: short evidence")
+        clone = _get_json(f"{api}/sessions/{sid}-gatecheck/")
+        assert clone["status"] == "scheduled" and clone["lane"] == "paper_gatecheck"
+
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         proc.wait(timeout=60)
         text = output()
