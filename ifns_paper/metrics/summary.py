@@ -67,13 +67,24 @@ def _json_safe(value):
     return value
 
 
-def benchmark_returns(benchmark: str, series: Sequence[dict], grid_ns: np.ndarray) -> tuple[np.ndarray | None, str]:
+def benchmark_returns(benchmark: str, series: Sequence[dict], grid_ns: np.ndarray,
+                      benchmark_equity: tuple[Sequence[int], Sequence[float]] | None = None
+                      ) -> tuple[np.ndarray | None, str]:
     """Returns of the session's benchmark on ``grid_ns``: ``buy_and_hold:SYMBOL`` (the mid's
-    simple returns, from the series' marks) or ``flat_cash`` (zero); None with the reason
-    otherwise (a backtest benchmark is resolved by the caller, once imported)."""
+    simple returns, from the series' marks), ``flat_cash`` (zero) or ``backtest:<id>`` (the
+    backtest's equity, ``benchmark_equity`` as the caller read it, sampled on the same grid);
+    None with the reason otherwise."""
     if benchmark == "flat_cash":
         return np.zeros(max(len(grid_ns) - 1, 0)), "flat cash: zero returns"
     kind, _, symbol = benchmark.partition(":")
+    if kind == "backtest":
+        if benchmark_equity is None or not len(benchmark_equity[0]) or len(grid_ns) == 0:
+            return None, f"{benchmark}: no such completed backtest"
+        ts = np.asarray(benchmark_equity[0], dtype=np.int64)
+        idx = np.searchsorted(ts, grid_ns, side="right") - 1
+        if idx[0] < 0:
+            return None, f"{benchmark}: starts after the session's first grid point"
+        return simple_returns(np.asarray(benchmark_equity[1], dtype=np.float64)[idx]), f"backtest {symbol}'s equity"
     if kind != "buy_and_hold":
         return None, f"{benchmark}: not available here"
     ts = np.asarray([p["ts_ns"] for p in series if symbol in (p.get("marks") or {})], dtype=np.int64)
@@ -153,7 +164,7 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
               incidents: Sequence[dict], limits: dict, benchmark: str = "flat_cash",
               carried: dict[str, tuple[float, float]] | None = None, started_ns: int | None = None,
               trips: Sequence[RoundTrip] | None = None, shortfall_memo: dict | None = None,
-              env: str = "paper") -> dict:
+              env: str = "paper", benchmark_equity: tuple[Sequence[int], Sequence[float]] | None = None) -> dict:
     """The summary object (JSON-safe): identification, conventions and every metric.
     ``trips``: the round trips of ``fills`` (and ``carried``) when the caller keeps them
     (``engine.trades.RoundTripBook`` fed fill by fill); computed here otherwise.
@@ -174,7 +185,7 @@ def summarize(*, session_id: str, lane: str, strategy_id: str, as_of_ns: int, fi
             marks[symbol][1].append(mid)
 
     enough = len(returns) >= conv.min_periods  # for annualised ratios (see Conventions)
-    bench_r, bench_note = benchmark_returns(benchmark, series, grid)
+    bench_r, bench_note = benchmark_returns(benchmark, series, grid, benchmark_equity)
     bench = {"benchmark": benchmark, "how": bench_note, "tracking_error": None, "information_ratio": None}
     if bench_r is not None and len(bench_r) == len(returns):
         bench |= tracking(returns, bench_r, conv)

@@ -124,3 +124,73 @@ def shadow_backtest(*, session_id: str, actor: str, latency: str = "zero") -> Ba
 
 def backtest_files(backtest: Backtest) -> Path:
     return Path(settings.IFNS_DATA_DIR) / backtest.out_dir
+
+
+def results_import(*, folder: Path | str, actor: str, live: bool = False) -> Backtest:
+    """Register a results folder in the canonical format (``ifns_paper.results_format``) as an
+    imported backtest (Stage 04) or, with ``live``, an imported live run (Stage 07): validated
+    first — every problem as ``file:line: message``, nothing written — then its files are kept
+    under ``data/backtests/<id>/`` (with the series, fills and decisions the comparison reads)
+    and its summary is computed by the same functions as a session's."""
+    from ifns_paper.results_format import ResultsError, read_results, summarize_results
+    from sessions_app.models import RegistryEntry
+
+    try:
+        results = read_results(folder)
+    except ResultsError as exc:
+        raise ApplicationError(f"{folder}: cannot import:\n" + "\n".join(exc.problems),
+                               extra={"problems": exc.problems}) from None
+    meta = results.meta
+    registry_id, _, version = meta["strategy"].partition("@")
+    strategy = RegistryEntry.objects.filter(registry_id=registry_id, version=version).first()
+    if strategy is None:
+        raise NotFound(f"summary.json: strategy: no registry entry {meta['strategy']!r}")
+    session = None
+    if meta.get("session_id"):
+        session = PaperSession.objects.filter(session_id=meta["session_id"]).first()
+        if session is None:
+            raise NotFound(f"summary.json: session_id: no session {meta['session_id']!r}")
+    if Backtest.objects.filter(backtest_id=meta["id"]).exists():
+        raise Conflict(f"summary.json: id: a backtest {meta['id']!r} is registered already")
+    env = "live" if live else "backtest"
+    summary = summarize_results(results, env=env)
+    out_rel = Path("backtests") / meta["id"]
+    out = Path(settings.IFNS_DATA_DIR) / out_rel
+    shutil.rmtree(out, ignore_errors=True)  # no backtest has this id: whatever is there is a leftover
+    try:
+        out.mkdir(parents=True)
+        for name in ("summary.json", "equity.csv", "fills.csv", "decisions.ndjson"):
+            if (Path(folder) / name).is_file():
+                shutil.copy2(Path(folder) / name, out / f"source_{name}")
+        (out / "series.ndjson").write_text("".join(json.dumps({"ts": p["ts_ns"], "equity": p["equity"]}) + "\n"
+                                                   for p in results.equity))
+        (out / "fills.ndjson").write_text("".join(json.dumps(f) + "\n" for f in results.fills))
+        (out / "events.ndjson").write_text("".join(json.dumps({"type": "dra_decision", "ts": d["ts"], "payload": d})
+                                                   + "\n" for d in results.decisions))
+        (out / "paper_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        with transaction.atomic():
+            row = Backtest.objects.create(
+                backtest_id=meta["id"], kind=Backtest.Kind.LIVE if live else Backtest.Kind.IMPORTED, session=session,
+                strategy=strategy, status=Backtest.Status.COMPLETED, summary=summary, out_dir=str(out_rel),
+                created_by=actor, finished_at=timezone.now(),
+                params={"source": str(Path(folder).resolve()), "last_ts": results.equity[-1]["ts_ns"],
+                        "latency": None, "fills": len(results.fills), "equity_points": len(results.equity),
+                        "decisions": len(results.decisions)})
+            changelog_record(actor=actor, action="live_import" if live else "backtest_import", target_type="backtest",
+                             target_id=meta["id"], reason=f"imported from {folder}",
+                             after={"strategy": meta["strategy"], "session": meta.get("session_id")})
+    except Exception:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return row
+
+
+def backtest_equity(backtest_id: str) -> tuple[list[int], list[float]] | None:
+    """A completed backtest's equity series (times in ns, equity), for ``benchmark:
+    backtest:<id>``; None when there is no such completed backtest."""
+    row = Backtest.objects.filter(backtest_id=backtest_id, status=Backtest.Status.COMPLETED).first()
+    path = backtest_files(row) / "series.ndjson" if row is not None else None
+    if path is None or not path.is_file():
+        return None
+    points = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [int(p["ts"]) for p in points], [float(p["equity"]) for p in points]

@@ -146,7 +146,17 @@ def summary_compute(*, session_id: str, final: bool) -> dict | None:
         breaches=events[EventType.RISK_BREACH], incidents=events[EventType.INCIDENT],
         limits=limits_of({k: float(getattr(envelope, k)) for k in _ENVELOPE}), benchmark=session.benchmark,
         carried=engine.setup.initial_positions, trips=inputs.trips.trips, shortfall_memo=inputs.shortfalls,
+        benchmark_equity=_benchmark_equity(session.benchmark),
         started_ns=int(session.started_at.timestamp() * 1e9) if session.started_at else None)
+
+
+def _benchmark_equity(benchmark: str):
+    """The equity of ``backtest:<id>`` benchmarks (an imported or shadow backtest)."""
+    if not benchmark.startswith("backtest:"):
+        return None
+    from sessions_app.services.backtests import backtest_equity
+
+    return backtest_equity(benchmark.partition(":")[2])
 
 
 def summary_refresh(*, session_id: str, final: bool | None = None) -> dict | None:

@@ -3,6 +3,8 @@
     paper_backtest shadow SESSION_ID [--latency zero|route] [--actor NAME]
         run the session's definition over the recorded market data it read, as fast as
         possible; registered as a backtest with the same summary as a session
+    paper_backtest import DIR [--actor NAME]
+        register a Stage 04 backtest in the canonical results format (ifns_paper.results_format)
     paper_backtest list [--session SESSION_ID]
         the registered backtests, newest first
 """
@@ -29,10 +31,16 @@ class Command(BaseCommand):
         shadow.add_argument("--latency", choices=LATENCY_MODES, default="zero",
                             help="zero: no latency (a backtest's view); route: the route's latencies")
         shadow.add_argument("--actor", default=None, help="who asks (default: cli:<login>)")
+        imp = sub.add_parser("import", help="register a backtest from a results folder")
+        imp.add_argument("folder")
+        imp.add_argument("--actor", default=None, help="who imports (default: cli:<login>)")
         listing = sub.add_parser("list", help="registered backtests, newest first")
         listing.add_argument("--session", default=None)
 
     def handle(self, *args, action: str, **options) -> None:
+        if action == "import":
+            import_results(self, options["folder"], options["actor"], live=False)
+            return
         if action == "shadow":
             actor = options["actor"] or f"cli:{getpass.getuser()}"
             try:
@@ -55,3 +63,17 @@ class Command(BaseCommand):
                               f"{row.session.session_id if row.session else '-':28}  "
                               f"P&L {'-' if pnl is None else f'{pnl:,.2f}'}  fills {'-' if fills is None else fills}"
                               f"{'  error: ' + row.error if row.error else ''}")
+
+
+def import_results(command: BaseCommand, folder: str, actor: str | None, *, live: bool) -> None:
+    """``paper_backtest import`` and ``paper_live import``: register, then print the summary."""
+    from sessions_app.services.backtests import results_import
+
+    try:
+        row = results_import(folder=folder, actor=actor or f"cli:{getpass.getuser()}", live=live)
+    except ApplicationError as exc:
+        raise CommandError(exc.message) from None
+    command.stdout.write(f"{row.get_kind_display()} {row.backtest_id} registered "
+                         f"({row.params['fills']:,} fills, {row.params['equity_points']:,} equity points); "
+                         f"files in data/{row.out_dir}\n")
+    command.stdout.write(format_report(row.summary))
