@@ -12,7 +12,12 @@ import json
 
 from broker_app.selectors import fill_records, order_records
 from ifns_paper.exceptions import NotFound
-from ifns_paper.metrics.compare import compare_curves, decision_agreement
+from ifns_paper.metrics.compare import (
+    DECENT_DTW,
+    GOOD_CORRELATION,
+    compare_curves,
+    decision_agreement,
+)
 from ifns_paper.metrics.execution import order_outcomes, slippage_by
 from sessions_app.models import Backtest, PaperSession
 from sessions_app.services.backtests import backtest_files
@@ -52,7 +57,7 @@ def _deviation(paper: dict, other: dict) -> dict:
 def comparison_compute(*, session_id: str, backtest_id: str | None = None) -> dict:
     """The comparison object (JSON-safe) of ``session_id`` against ``backtest_id`` (default:
     its newest shadow backtest). ``NotFound`` without a session or a backtest."""
-    session = PaperSession.objects.select_related("lane").filter(session_id=session_id).first()
+    session = PaperSession.objects.select_related("lane__policy").filter(session_id=session_id).first()
     if session is None:
         raise NotFound(f"no session {session_id!r}")
     backtest = backtest_for(session, backtest_id)
@@ -62,8 +67,11 @@ def comparison_compute(*, session_id: str, backtest_id: str | None = None) -> di
 
     paper_series = series_for_session(session_id=session_id, to_ns=until)
     other_series = _ndjson(files / "series.ndjson")
+    thresholds = session.lane.policy.thresholds or {}  # the lane's, else QuantConnect's defaults
     curves = compare_curves([p["ts_ns"] for p in paper_series], [p["equity"] for p in paper_series],
-                            [p["ts"] for p in other_series], [p["equity"] for p in other_series], conv)
+                            [p["ts"] for p in other_series], [p["equity"] for p in other_series], conv,
+                            min_correlation=thresholds.get("min_reconciliation_correlation", GOOD_CORRELATION),
+                            max_dtw=thresholds.get("max_reconciliation_dtw", DECENT_DTW))
 
     events = event_payloads(session_id=session_id, event_types=[EventType.DRA_DECISION, EventType.INCIDENT])
     cut = (lambda rows: rows) if until is None else (lambda rows: [r for r in rows if int(r["ts"]) <= until])

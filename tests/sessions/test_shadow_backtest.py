@@ -154,6 +154,13 @@ def test_the_comparison_with_a_route_latency_shadow_agrees_and_is_served(loaded,
     assert c["curves"]["equity_deviation"]["max_abs"] == pytest.approx(0.0, abs=1e-6)
     assert c["execution"]["pnl"]["deviation"] == pytest.approx(0.0, abs=1e-6)
     assert "decisions_diverge" not in c["flags"]
+    assert c["curves"]["thresholds"] == {"min_correlation": 0.8, "max_dtw_annualised": 0.2}  # the defaults
+    from sessions_app.models import LanePolicy
+
+    LanePolicy.objects.filter(lane__name="paper_research").update(
+        thresholds={"min_reconciliation_correlation": 0.95, "max_reconciliation_dtw": 0.1})
+    lane_set = comparison_compute(session_id="research_fx_momentum_v13")["curves"]["thresholds"]
+    assert lane_set == {"min_correlation": 0.95, "max_dtw_annualised": 0.1}  # the lane's own
     response = Client().get("/api/sessions/research_fx_momentum_v13/comparison/")
     assert response.status_code == 200 and response.json()["backtest_id"] == row.backtest_id
     assert Client().get("/api/sessions/research_fx_momentum_v13/comparison/?backtest=nope").status_code == 404
