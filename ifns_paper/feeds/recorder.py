@@ -43,6 +43,7 @@ from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 log = logging.getLogger(__name__)
 
 HOUR_NS = 3_600_000_000_000
+QUEUE_MAX = 10_000  # publishes waiting for the writer thread (≈ 8 minutes at 20 a second)
 SUFFIX = ".ndjson.gz"
 
 
@@ -97,14 +98,17 @@ class Recorder:
         self._last_error_log = 0.0
         self._queue: queue.Queue | None = None
         if background:
-            self._queue = queue.Queue()
+            self._queue = queue.Queue(maxsize=QUEUE_MAX)
             threading.Thread(target=self._drain, name=f"recorder-{feed}", daemon=True).start()
 
     def write(self, batches: Sequence[QuoteBatch | TradeBatch], clock_ns: int | None, *,
               at_ns: int | None = None, ids: Sequence[str] | None = None) -> None:
         at = at_ns if at_ns is not None else time.time_ns()
         if self._queue is not None:
-            self._queue.put((list(batches), clock_ns, at, None if ids is None else list(ids)))
+            try:
+                self._queue.put_nowait((list(batches), clock_ns, at, None if ids is None else list(ids)))
+            except queue.Full:  # the disk cannot keep up: a gap in the recording, never a stalled feed
+                self._failed(f"{QUEUE_MAX:,} publishes waiting to be written")
         else:
             self._write(batches, clock_ns, at, ids)
 
@@ -114,15 +118,26 @@ class Recorder:
             self._queue.join()
 
     def _drain(self) -> None:
+        q = self._queue
         while True:
-            item = self._queue.get()
+            item = q.get()
             try:
                 if item is None:
                     self._close()
                     return
                 self._write(*item)
+            except Exception as exc:  # noqa: BLE001 - the writer thread never dies: a gap, logged
+                self._failed(f"{type(exc).__name__}: {exc}")
             finally:
-                self._queue.task_done()
+                q.task_done()
+
+    def _failed(self, why: str) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._last_error_log > 60:
+            self._last_error_log = now
+            log.warning("recorder %s: a publish was not recorded (%s); the feed goes on, the recording has a gap",
+                        self.feed, why)
 
     def _write(self, batches, clock_ns, at_ns, ids) -> None:
         rows = [b for b in batches if len(b)]
@@ -138,13 +153,8 @@ class Recorder:
             self._file.write(line.encode() + b"\n")
             self._file.flush()  # Z_SYNC_FLUSH: readable up to here whatever happens next
         except OSError as exc:
-            self.errors += 1
             self._close()
-            now = time.monotonic()
-            if now - self._last_error_log > 60:
-                self._last_error_log = now
-                log.warning("recorder %s: could not write to %s (%s); the feed goes on, the recording has a gap",
-                            self.feed, self.dir, exc)
+            self._failed(f"could not write to {self.dir}: {exc}")
 
     def _segment(self, hour: int) -> None:
         """Open the segment of ``hour`` (appending: a restarted feed continues its hour)."""

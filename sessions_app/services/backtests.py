@@ -106,6 +106,8 @@ def shadow_backtest(*, session_id: str, actor: str, latency: str = "zero") -> Ba
         shutil.rmtree(out, ignore_errors=True)
         Backtest.objects.filter(pk=row.pk).update(status=Backtest.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
                                                   finished_at=timezone.now())
+        if isinstance(exc, ValueError):  # e.g. a recording without entry ids: say so, no traceback
+            raise ApplicationError(f"{session_id}: shadow backtest {backtest_id} failed: {exc}") from None
         raise
     if result["counts"]["quotes"] == 0:
         shutil.rmtree(out, ignore_errors=True)

@@ -155,7 +155,7 @@ def test_a_disk_that_refuses_writes_leaves_a_gap_but_never_stops_the_feed(tmp_pa
     for batches, clock in publishes():
         assert bus.publish(batches, clock) == 25
     assert bus.recorder.errors == 5
-    assert sum("could not write" in r.message for r in caplog.records) == 1  # logged once, not per publish
+    assert sum("could not write" in r.getMessage() for r in caplog.records) == 1  # logged once, not per publish
     assert client.xlen(marketbus.stream_key("t_rec_live")) == 5 * 25 + 4
 
 
@@ -207,3 +207,28 @@ def test_the_recording_gives_a_reader_exactly_the_entries_it_read_from_the_strea
     dropped = [k for k, i in enumerate(kept_ids)
                if marketbus.parse_id(skip[0]) <= marketbus.parse_id(i) < marketbus.parse_id(skip[1])]
     assert gap == [row for k, row in enumerate(expected) if k not in dropped] and dropped
+
+
+def test_a_background_writer_survives_a_bad_publish_and_never_blocks_the_feed(tmp_path, caplog, monkeypatch):
+    from ifns_paper.feeds import recorder as recorder_module
+
+    rec = Recorder(tmp_path, "fx", background=True)
+    batches, clock = publishes()[0]
+    rec.write(batches, clock, ids=[object()])  # not JSON: this publish cannot be recorded
+    rec.write(batches, clock)
+    rec.sync()
+    assert rec.errors == 1 and any("was not recorded" in r.getMessage() for r in caplog.records)
+    assert len(list(read_recording(tmp_path, "fx"))) == 1  # the thread went on with the next one
+    rec.close()
+    # a full queue drops the publish rather than make the feed wait
+    import threading
+
+    monkeypatch.setattr(recorder_module, "QUEUE_MAX", 1)
+    slow = Recorder(tmp_path / "slow", "fx", background=True)
+    gate = threading.Event()
+    monkeypatch.setattr(slow, "_write", lambda *args: gate.wait(10))  # a disk that hangs
+    for _ in range(5):
+        slow.write(batches, clock)  # returns at once every time
+    assert slow.errors >= 3  # at most one in the writer's hands and one waiting; the rest dropped
+    gate.set()
+    slow.close()
