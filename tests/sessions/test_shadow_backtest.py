@@ -200,3 +200,21 @@ def test_a_hole_in_the_recording_is_reported_as_the_first_divergence_with_its_ca
     fd = c["decisions"]["first_divergence"]
     assert fd is not None and "decisions_diverge" in c["flags"] and c["decisions"]["share"] < 1.0
     assert hole_from <= fd["ts"] <= hole_to + 60_000_000_000 and fd["likely_cause"] == "data gap"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recording_without_entry_ids_fails_the_shadow_with_a_message(loaded, client, monkeypatch):
+    import gzip
+
+    from sessions_app import steps
+
+    monkeypatch.setattr(steps, "CHECKPOINT_EVERY_S", 0.0)
+    session = trade_in_real_time("research_fx_momentum_v13", client)
+    for path in Path(settings.IFNS_RECORDINGS_DIR, session.feed).glob("*.ndjson.gz"):
+        lines = [json.loads(x) | {"ids": None} for x in gzip.decompress(path.read_bytes()).splitlines()]
+        path.write_bytes(gzip.compress("".join(json.dumps(x) + "\n" for x in lines).encode()))
+    with pytest.raises(ApplicationError, match="recorded without stream entry ids"):
+        shadow_backtest(session_id="research_fx_momentum_v13", actor="t")
+    row = Backtest.objects.get()
+    assert row.status == "failed" and "entry ids" in row.error
+    assert not (Path(settings.IFNS_DATA_DIR) / row.out_dir).exists()
