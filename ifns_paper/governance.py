@@ -17,6 +17,7 @@ from enum import StrEnum
 class RequestKind(StrEnum):
     LANE_TRANSITION = "lane_transition"
     MODEL_STATUS = "model_status"
+    RISK_ENVELOPE = "risk_envelope"  # a lane's new envelope, validated like paper.yaml
 
 
 class RequestStatus(StrEnum):

@@ -12,6 +12,11 @@ caller. Approving against an evaluation that does not recommend the move (``prom
 a promotion; any recommendation is evidence enough for a downgrade) needs an override
 reason, kept on the request.
 
+**A risk envelope change** names a lane and new values for some of its envelope fields;
+they are validated like ``paper.yaml`` (every bad field at once) and kept as a before/after
+diff; approval applies them unless the envelope moved meanwhile. Its evidence is the
+session that ran with the proposed values (e.g. a research session cloned with them).
+
 **Applying a lane transition**: the strategy's registry entry takes the target lane's status
 (``governance.LANE_STATUS``); into a paper lane, a new ``scheduled`` session is cloned from
 the evidence session, with its provenance; into ``live_canary``, the hand-off to Stage 07 is
@@ -39,7 +44,7 @@ from ifns_paper.governance import (
 )
 from sessions_app.models import Lane, PaperSession, PromotionRequest, RegistryEntry, SessionModel
 from sessions_app.registry import registry_export_after_commit
-from sessions_app.services.changelog import changelog_record
+from sessions_app.services.changelog import changelog_record, plain
 from sessions_app.services.events import session_events_append
 from sessions_app.services.sel import sel_evaluate
 from telemetry_app.choices import EventType
@@ -146,6 +151,9 @@ def promotion_request(*, kind: str, session_id: str, target: dict, requested_by:
             raise ApplicationError(str(exc)) from None
         target = {"from_lane": session.lane.name, "to_lane": to_lane,
                   "strategy": f"{session.strategy.registry_id}@{session.strategy.version}"}
+    elif kind is RequestKind.RISK_ENVELOPE:
+        target = _envelope_change(target or {})
+        direction = "change"
     else:
         entry = _registry_entry(target)
         to_status = (target or {}).get("to_status")
@@ -177,6 +185,39 @@ def _event(row: PromotionRequest, what: str, actor: str) -> None:
         "request_id": row.pk, "kind": row.kind, "event": what, "status": row.status if what == "requested" else what,
         "target": row.target, "direction": row.direction, "actor": actor, "evaluation_id": row.evaluation_id,
         "evidence_hash": row.evaluation.evidence_hash})])
+
+
+ENVELOPE_FIELDS = ("max_order_notional", "max_position_notional_per_symbol", "max_gross_exposure", "max_net_exposure",
+                   "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")
+
+
+def _envelope_change(target: dict) -> dict:
+    """``{"lane", "changes": {field: value}}`` validated like ``paper.yaml``'s ``risk_envelope``
+    (every bad field at once): the lane's envelope before and after, changed fields only."""
+    from pydantic import ValidationError
+
+    from ifns_paper.config.schema import RiskEnvelope as EnvelopeSpec
+    from sessions_app.models import RiskEnvelope
+
+    changes = target.get("changes")
+    if not isinstance(changes, dict) or not changes:
+        raise ApplicationError("changes: a mapping of envelope fields to new values is required")
+    unknown = sorted(set(changes) - set(ENVELOPE_FIELDS))
+    if unknown:
+        raise ApplicationError(f"changes: unknown field(s) {', '.join(unknown)} (fields: {', '.join(ENVELOPE_FIELDS)})")
+    row = RiskEnvelope.objects.filter(lane__name=target.get("lane")).first()
+    if row is None:
+        raise NotFound(f"lane: no lane {target.get('lane')!r}")
+    before = {f: plain(getattr(row, f)) for f in ENVELOPE_FIELDS}
+    try:
+        after = EnvelopeSpec.model_validate({**before, **changes}).model_dump(mode="json")
+    except ValidationError as exc:
+        raise ApplicationError("changes: " + "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'envelope'}: {e['msg']}" for e in exc.errors())) from None
+    changed = [f for f in ENVELOPE_FIELDS if float(after[f]) != float(before[f])]
+    if not changed:
+        raise ApplicationError("changes: the lane's envelope has these values already")
+    return {"lane": target["lane"], "before": {f: before[f] for f in changed}, "after": {f: after[f] for f in changed}}
 
 
 def _registry_entry(target: dict) -> RegistryEntry:
@@ -213,7 +254,7 @@ def promotion_decide(*, request_id: int, action: str, actor: str, reason: str,
                 raise Forbidden(f"#{request_id}: four eyes — {actor} asked for it and cannot {act.value} it")
             if not user.has_perm(APPROVE_PERMISSION):
                 raise Forbidden(f"#{request_id}: {actor} is not an approver")
-        failing = act is RequestAction.APPROVE and row.direction == "promote" and \
+        failing = act is RequestAction.APPROVE and row.direction in ("promote", "change") and \
             row.evaluation.recommendation != "promote"
         if failing and not override_reason.strip():
             failed = [c["criterion"] for c in row.evaluation.criteria if not c["pass"]]
@@ -236,6 +277,21 @@ def promotion_decide(*, request_id: int, action: str, actor: str, reason: str,
 
 def _apply(row: PromotionRequest, actor: str) -> dict:
     """Make the change a request asks for (inside its transaction)."""
+    if row.kind == RequestKind.RISK_ENVELOPE:
+        from sessions_app.models import RiskEnvelope
+
+        envelope = RiskEnvelope.objects.select_for_update().get(lane__name=row.target["lane"])
+        now = {f: plain(getattr(envelope, f)) for f in row.target["before"]}
+        if any(float(now[f]) != float(v) for f, v in row.target["before"].items()):
+            raise Conflict(f"#{row.pk}: the envelope of {row.target['lane']} changed since the request: {now}")
+        for f, v in row.target["after"].items():
+            setattr(envelope, f, v)
+        envelope.save()
+        changelog_record(actor=actor, action="risk_envelope", target_type="risk_envelope",
+                         target_id=row.target["lane"], reason=f"promotion request #{row.pk}",
+                         before=row.target["before"], after=row.target["after"])
+        return {"risk_envelope": {"lane": row.target["lane"], "before": row.target["before"],
+                                  "after": row.target["after"]}}
     if row.kind == RequestKind.MODEL_STATUS:
         entry = RegistryEntry.objects.select_for_update().get(registry_id=row.target["registry_id"],
                                                              version=row.target["version"])

@@ -205,3 +205,31 @@ def test_commands_drive_the_flow_and_clone_and_tag_sessions(traded, people):  # 
     assert ChangeLogEntry.objects.filter(action__in=["session_tag", "session_untag"]).count() == 2
     with pytest.raises(NotFound, match="lane: no lane 'paper_nowhere'"):
         session_clone(source_id=SID, new_id="x2", lane="paper_nowhere", actor="t", reason="r")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_risk_envelope_change_is_validated_shown_as_a_diff_and_applied_on_approval(traded, people):  # noqa: F811
+    from sessions_app.models import RiskEnvelope
+
+    with pytest.raises(ApplicationError) as err:
+        promotion_request(kind="risk_envelope", session_id=SID, requested_by="olga", reason="tighter",
+                          target={"lane": "paper_research",
+                                  "changes": {"max_order_notional": "-5", "max_drawdown_pct": "250"}})
+    assert "max_order_notional" in err.value.message and "max_drawdown_pct" in err.value.message  # both at once
+    with pytest.raises(ApplicationError, match="unknown field"):
+        promotion_request(kind="risk_envelope", session_id=SID, requested_by="olga", reason="r",
+                          target={"lane": "paper_research", "changes": {"max_leverage": 3}})
+    out = StringIO()
+    call_command("paper_promotion", "request", SID, "--envelope", "paper_research", "--set", "max_order_notional=150000",
+                 "--set", "max_orders_per_minute=60", "--as", "olga", "--reason", "tighter for the next phase",
+                 stdout=out)
+    row = PromotionRequest.objects.get()
+    assert row.target == {"lane": "paper_research",
+                          "before": {"max_order_notional": "250000", "max_orders_per_minute": 120},
+                          "after": {"max_order_notional": "150000", "max_orders_per_minute": 60}}
+    assert float(RiskEnvelope.objects.get(lane__name="paper_research").max_order_notional) == 250_000  # not yet
+    promotion_decide(request_id=row.pk, action="approve", actor="anna", reason="reviewed",
+                     override_reason="envelope tightening needs no track record")
+    envelope = RiskEnvelope.objects.get(lane__name="paper_research")
+    assert (float(envelope.max_order_notional), envelope.max_orders_per_minute) == (150_000, 60)
+    assert ChangeLogEntry.objects.filter(action="risk_envelope", target_id="paper_research").count() == 1
