@@ -180,3 +180,30 @@ def execution_config_apply(*, routes: dict, policies: dict, plain) -> tuple[list
         changes += [change] if change else []
         unchanged += change is None
     return changes, unchanged
+
+
+POLICY_FIELDS = ("description", "urgency", "order_type", "time_in_force", "route", "limit_offset_bps", "slicing")
+
+
+def policy_values(*, policy_id: str) -> dict | None:
+    """An execution policy as ``execution_policies.json`` spells it (``route`` = route id)."""
+    row = ExecutionPolicy.objects.select_related("route").filter(policy_id=policy_id).first()
+    if row is None:
+        return None
+    return {"description": row.description, "urgency": row.urgency, "order_type": row.order_type,
+            "time_in_force": row.time_in_force, "route": row.route.route_id, "limit_offset_bps": row.limit_offset_bps,
+            "slicing": row.slicing}
+
+
+def policy_update(*, policy_id: str, values: dict) -> None:
+    """Set already validated ``values`` (file spelling) on a policy; raises ``LookupError``
+    for an unknown policy or route. Precondition: inside the caller's transaction."""
+    row = ExecutionPolicy.objects.select_for_update().get(policy_id=policy_id)
+    for name, value in values.items():
+        if name == "route":
+            row.route = ExecutionRoute.objects.get(route_id=value)
+        elif name in POLICY_FIELDS:
+            setattr(row, name, value)
+        else:
+            raise LookupError(f"unknown policy field {name!r}")
+    row.save()

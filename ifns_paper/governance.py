@@ -18,6 +18,7 @@ class RequestKind(StrEnum):
     LANE_TRANSITION = "lane_transition"
     MODEL_STATUS = "model_status"
     RISK_ENVELOPE = "risk_envelope"  # a lane's new envelope, validated like paper.yaml
+    EXECUTION_POLICY = "execution_policy"  # a policy's new parameters, validated like execution_policies.json
 
 
 class RequestStatus(StrEnum):

@@ -154,6 +154,9 @@ def promotion_request(*, kind: str, session_id: str, target: dict, requested_by:
     elif kind is RequestKind.RISK_ENVELOPE:
         target = _envelope_change(target or {})
         direction = "change"
+    elif kind is RequestKind.EXECUTION_POLICY:
+        target = _policy_change(target or {})
+        direction = "change"
     else:
         entry = _registry_entry(target)
         to_status = (target or {}).get("to_status")
@@ -218,6 +221,38 @@ def _envelope_change(target: dict) -> dict:
     if not changed:
         raise ApplicationError("changes: the lane's envelope has these values already")
     return {"lane": target["lane"], "before": {f: before[f] for f in changed}, "after": {f: after[f] for f in changed}}
+
+
+def _policy_change(target: dict) -> dict:
+    """``{"policy_id", "changes": {field: value}}`` validated like ``execution_policies.json``
+    (every bad field at once; the route must exist): before and after, changed fields only."""
+    from pydantic import ValidationError
+
+    from broker_app.models import ExecutionRoute
+    from broker_app.services import POLICY_FIELDS, policy_values
+    from ifns_paper.config.schema import ExecutionPolicy as PolicySpec
+
+    changes = target.get("changes")
+    if not isinstance(changes, dict) or not changes:
+        raise ApplicationError("changes: a mapping of policy fields to new values is required")
+    unknown = sorted(set(changes) - set(POLICY_FIELDS))
+    if unknown:
+        raise ApplicationError(f"changes: unknown field(s) {', '.join(unknown)} (fields: {', '.join(POLICY_FIELDS)})")
+    before = policy_values(policy_id=target.get("policy_id") or "")
+    if before is None:
+        raise NotFound(f"policy_id: no execution policy {target.get('policy_id')!r}")
+    try:
+        after = PolicySpec.model_validate({**before, **changes}).model_dump(mode="json")
+    except ValidationError as exc:
+        raise ApplicationError("changes: " + "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'policy'}: {e['msg']}" for e in exc.errors())) from None
+    if not ExecutionRoute.objects.filter(route_id=after["route"]).exists():
+        raise ApplicationError(f"changes: route: no route {after['route']!r}")
+    changed = [f for f in POLICY_FIELDS if after.get(f) != before.get(f)]
+    if not changed:
+        raise ApplicationError("changes: the policy has these values already")
+    return {"policy_id": target["policy_id"], "before": {f: before[f] for f in changed},
+            "after": {f: after[f] for f in changed}}
 
 
 def _registry_entry(target: dict) -> RegistryEntry:
@@ -292,6 +327,18 @@ def _apply(row: PromotionRequest, actor: str) -> dict:
                          before=row.target["before"], after=row.target["after"])
         return {"risk_envelope": {"lane": row.target["lane"], "before": row.target["before"],
                                   "after": row.target["after"]}}
+    if row.kind == RequestKind.EXECUTION_POLICY:
+        from broker_app.services import policy_update, policy_values
+
+        now = policy_values(policy_id=row.target["policy_id"]) or {}
+        if any(now.get(f) != v for f, v in row.target["before"].items()):
+            raise Conflict(f"#{row.pk}: policy {row.target['policy_id']} changed since the request")
+        policy_update(policy_id=row.target["policy_id"], values=row.target["after"])
+        changelog_record(actor=actor, action="execution_policy", target_type="execution_policy",
+                         target_id=row.target["policy_id"], reason=f"promotion request #{row.pk}",
+                         before=row.target["before"], after=row.target["after"])
+        return {"execution_policy": {"policy_id": row.target["policy_id"], "before": row.target["before"],
+                                     "after": row.target["after"]}}
     if row.kind == RequestKind.MODEL_STATUS:
         entry = RegistryEntry.objects.select_for_update().get(registry_id=row.target["registry_id"],
                                                              version=row.target["version"])

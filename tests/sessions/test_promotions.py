@@ -233,3 +233,27 @@ def test_a_risk_envelope_change_is_validated_shown_as_a_diff_and_applied_on_appr
     envelope = RiskEnvelope.objects.get(lane__name="paper_research")
     assert (float(envelope.max_order_notional), envelope.max_orders_per_minute) == (150_000, 60)
     assert ChangeLogEntry.objects.filter(action="risk_envelope", target_id="paper_research").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_execution_policy_adjustment_is_validated_and_applied_on_approval(traded, people):  # noqa: F811
+    from broker_app.services import policy_values
+
+    with pytest.raises(ApplicationError) as err:
+        promotion_request(kind="execution_policy", session_id=SID, requested_by="olga", reason="r",
+                          target={"policy_id": "immediate", "changes": {"time_in_force": "FOREVER", "urgency": "now"}})
+    assert "time_in_force" in err.value.message and "urgency" in err.value.message  # every bad field at once
+    with pytest.raises(ApplicationError, match="a limit policy needs limit_offset_bps"):  # and the file's rules
+        promotion_request(kind="execution_policy", session_id=SID, requested_by="olga", reason="r",
+                          target={"policy_id": "immediate", "changes": {"order_type": "limit"}})
+    with pytest.raises(ApplicationError, match="route: no route 'SIM_NOWHERE'"):
+        promotion_request(kind="execution_policy", session_id=SID, requested_by="olga", reason="r",
+                          target={"policy_id": "immediate", "changes": {"route": "SIM_NOWHERE"}})
+    out = StringIO()
+    call_command("paper_promotion", "request", SID, "--policy", "immediate", "--set", "route=SIM_CHAOS",
+                 "--as", "olga", "--reason", "try the chaotic route", stdout=out)
+    row = PromotionRequest.objects.get()
+    assert row.target == {"policy_id": "immediate", "before": {"route": "SIM_TOUCH"}, "after": {"route": "SIM_CHAOS"}}
+    promotion_decide(request_id=row.pk, action="approve", actor="bert", reason="ok", override_reason="experiment")
+    assert policy_values(policy_id="immediate")["route"] == "SIM_CHAOS"
+    assert ChangeLogEntry.objects.filter(action="execution_policy", target_id="immediate").count() == 1

@@ -3,6 +3,7 @@
     paper_promotion request SESSION_ID --to-lane LANE --as USER --reason TEXT
     paper_promotion request SESSION_ID --registry ID@VERSION --to-status STATUS --as USER --reason TEXT
     paper_promotion request SESSION_ID --envelope LANE --set FIELD=VALUE [--set ...] --as USER --reason TEXT
+    paper_promotion request SESSION_ID --policy POLICY_ID --set FIELD=VALUE [--set ...] --as USER --reason TEXT
     paper_promotion approve REQUEST_ID --as USER --reason TEXT [--override REASON]
     paper_promotion reject REQUEST_ID --as USER --reason TEXT
     paper_promotion withdraw REQUEST_ID --as USER --reason TEXT
@@ -35,8 +36,10 @@ class Command(BaseCommand):
         req.add_argument("--registry", default=None, help="ID@VERSION of a strategy or model")
         req.add_argument("--to-status", default=None)
         req.add_argument("--envelope", default=None, help="a lane whose risk envelope should change")
+        req.add_argument("--policy", default=None, help="an execution policy whose parameters should change")
         req.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                         help="a new envelope value (with --envelope; repeat for several)")
+                         help="a new envelope or policy value (with --envelope or --policy; repeat for several; "
+                              "JSON values such as slicing are parsed)")
         for name in ("approve", "reject", "withdraw"):
             p = sub.add_parser(name)
             p.add_argument("request_id", type=int)
@@ -52,18 +55,25 @@ class Command(BaseCommand):
     def handle(self, *args, action: str, **o) -> None:
         try:
             if action == "request":
-                if sum(x is not None for x in (o["to_lane"], o["registry"], o["envelope"])) != 1:
+                if sum(x is not None for x in (o["to_lane"], o["registry"], o["envelope"], o["policy"])) != 1:
                     raise CommandError("give --to-lane LANE, --registry ID@VERSION --to-status STATUS, "
-                                       "or --envelope LANE --set FIELD=VALUE")
+                                       "--envelope LANE --set FIELD=VALUE or --policy ID --set FIELD=VALUE")
+                changes = {}
+                for item in o["set"]:
+                    name, sep, value = item.partition("=")
+                    if not sep:
+                        raise CommandError(f"--set {item!r}: expected FIELD=VALUE")
+                    try:
+                        changes[name.strip()] = json.loads(value) if value.strip()[:1] in "{[" else value.strip()
+                    except ValueError as exc:
+                        raise CommandError(f"--set {name}: not valid JSON: {exc}") from None
                 if o["envelope"] is not None:
-                    changes = {}
-                    for item in o["set"]:
-                        name, sep, value = item.partition("=")
-                        if not sep:
-                            raise CommandError(f"--set {item!r}: expected FIELD=VALUE")
-                        changes[name.strip()] = value.strip()
                     row = promotion_request(kind="risk_envelope", session_id=o["session_id"],
                                             target={"lane": o["envelope"], "changes": changes},
+                                            requested_by=o["actor"], reason=o["reason"])
+                elif o["policy"] is not None:
+                    row = promotion_request(kind="execution_policy", session_id=o["session_id"],
+                                            target={"policy_id": o["policy"], "changes": changes},
                                             requested_by=o["actor"], reason=o["reason"])
                 elif o["to_lane"] is not None:
                     row = promotion_request(kind="lane_transition", session_id=o["session_id"],
