@@ -112,7 +112,8 @@ def compare_curves(paper_ts: np.ndarray, paper_equity: np.ndarray, other_ts: np.
     """The two curves on ``conv``'s grid over the span both cover, their scores and flags.
 
     ``window``: the DTW band in grid periods (60 one-minute periods = an hour of shift).
-    Flags name each score beyond its threshold (``correlation_below``, ``dtw_above``)."""
+    Flags name each score beyond its threshold (``correlation_below``, ``dtw_above``), and
+    ``correlation_undefined`` (fewer than two returns, or a flat curve) or ``no_overlap``."""
     paper_ts = np.asarray(paper_ts, dtype=np.int64)
     other_ts = np.asarray(other_ts, dtype=np.int64)
     out = {"grid_s": conv.grid_s, "periods": 0, "from_ns": None, "to_ns": None, "correlation": None,
@@ -142,7 +143,9 @@ def compare_curves(paper_ts: np.ndarray, paper_equity: np.ndarray, other_ts: np.
             "correlation": returns_correlation(rp, ro), "tracking_error": tracking_error(rp, ro, conv),
             "dtw": math.sqrt(d2), "dtw_annualised": math.sqrt(d2 / len(rp) * conv.periods_per_year),
             "equity_deviation": {"last": float(deviation[-1]), "max_abs": float(np.max(np.abs(deviation)))}}
-    if out["correlation"] is None or out["correlation"] < min_correlation:
+    if out["correlation"] is None:  # fewer than two returns, or a curve that does not move
+        out["flags"].append("correlation_undefined")
+    elif out["correlation"] < min_correlation:
         out["flags"].append("correlation_below")
     if out["dtw_annualised"] > max_dtw:
         out["flags"].append("dtw_above")

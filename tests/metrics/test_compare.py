@@ -164,3 +164,10 @@ def test_the_first_divergence_is_the_earliest_decision_without_a_twin_with_its_c
     # a decision one side has and the other has not
     only = decision_agreement([decision(10)], [decision(10), decision(15, symbol="GBPUSD")])
     assert only["first_divergence"]["paper"] is None and only["first_divergence"]["other"]["symbol"] == "GBPUSD"
+
+
+def test_a_correlation_that_cannot_be_computed_is_flagged_as_such_not_as_low():
+    ts, eq = curve([1e-4])  # one return each
+    out = compare_curves(ts, eq, ts, eq * 1.0, MINUTE_247)
+    assert out["periods"] == 1 and out["correlation"] is None
+    assert out["flags"] == ["correlation_undefined"]
