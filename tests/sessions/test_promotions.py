@@ -151,25 +151,45 @@ except ApplicationError as exc:
 """
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_approvals_from_two_processes_make_one_transition(traded, people, settings):  # noqa: F811
-    import os
+PREPARE = """
+import json
+from django.contrib.auth.models import Permission, User
+from sessions_app.models import PaperSession, PromotionRequest, SelEvaluation
+perm = Permission.objects.get(codename="approve_promotionrequest")
+User.objects.create_user("olga")
+for name in ("anna", "bert"):
+    User.objects.create_user(name).user_permissions.add(perm)
+session = PaperSession.objects.get(session_id="%(sid)s")
+evaluation = SelEvaluation.objects.create(session=session, lane="paper_research", recommendation="promote",
+                                          evidence_hash="0" * 64, trigger="test", created_by="olga")
+row = PromotionRequest.objects.create(kind="lane_transition", session=session, evaluation=evaluation,
+                                      target={"from_lane": "paper_research", "to_lane": "paper_gatecheck"},
+                                      direction="promote", requested_by="olga", reason="race")
+print(json.dumps(row.pk))
+"""
 
-    from django.db import connection
+COUNT = """
+import json
+from sessions_app.models import ChangeLogEntry, PaperSession
+print(json.dumps([PaperSession.objects.filter(provenance__promotion_request=%(pk)d).count(),
+                  ChangeLogEntry.objects.filter(action="promotion_approve", target_id="%(pk)d").count()]))
+"""
 
-    if connection.vendor != "postgresql":
-        pytest.skip("two processes on one SQLite file serialise anyway; the row lock is PostgreSQL's")
-    row = request_gatecheck()
-    db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ifns_paper.settings.local",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-           "IFNS_DATA_DIR": str(settings.IFNS_DATA_DIR)}
-    procs = [subprocess.Popen([sys.executable, "-c", APPROVE, str(row.pk), who], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for who in ("anna", "bert")]
-    outs = sorted(p.communicate(timeout=60)[0].strip().splitlines()[-1] for p in procs)
-    assert outs[0] == "applied" and outs[1].startswith("refused:") and "cannot approve" in outs[1], outs
-    assert PaperSession.objects.filter(provenance__promotion_request=row.pk).count() == 1
-    assert ChangeLogEntry.objects.filter(action="promotion_approve", target_id=str(row.pk)).count() == 1
+
+def test_concurrent_approvals_from_two_processes_make_one_transition(tmp_path):
+    # real processes on a database of their own: PostgreSQL in CI (row lock), else a SQLite
+    # file (IMMEDIATE transactions): either way the second approval finds the request decided
+    from tests.system.procs import manage, shell_json, system_env
+
+    with system_env(tmp_path, redis_db=12) as env:
+        manage(env, "ifns_setup", "--no-demo-user")
+        pk = shell_json(env, PREPARE % {"sid": SID})
+        procs = [subprocess.Popen([sys.executable, "-c", APPROVE, str(pk), who], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for who in ("anna", "bert")]
+        outs = sorted(p.communicate(timeout=60)[0].strip().splitlines()[-1] for p in procs)
+        assert outs[0] == "applied" and outs[1].startswith("refused:") and "cannot approve" in outs[1], outs
+        assert shell_json(env, COUNT % {"pk": pk}) == [1, 1]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,7 +13,6 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
@@ -27,22 +26,13 @@ from sessions_app.services.backtests import backtest_files, shadow_backtest
 from sessions_app.services.summaries import summary_compute
 from sessions_app.steps import session_step
 from telemetry_app.models import TelemetryEvent
+from tests.sessions import test_replay_parity
 from tests.sessions.test_replay_parity import market, pieces
 from tests.system.procs import replay_differences
 
+client = test_replay_parity.client  # the fixture: a Redis client, the market-data streams emptied
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
-
-
-@pytest.fixture
-def client():
-    c = redis_lib.Redis.from_url(settings.REDIS_URL)
-    for key in c.scan_iter("ifns:md:*"):
-        c.delete(key)
-    yield c
-    for key in c.scan_iter("ifns:md:*"):
-        c.delete(key)
-    c.close()
 
 
 def trade_in_real_time(session_id: str, client, *, seed: int = 1) -> PaperSession:
