@@ -18,6 +18,7 @@ Outputs (in --out)
   events.ndjson   every broker event in time order (order status, fill, incident)
   summary.json    positions, cash, P&L, counts, slippage statistics, fills hash
   series.ndjson   (--session) the equity/exposure samples, one a second of market time
+  minutes.ndjson  (--session) those of its samples on whole minutes
 
 Run it as ``python manage.py paper_replay ...`` or ``python -m ifns_paper.paper_replay ...``.
 """
@@ -46,7 +47,7 @@ from ifns_paper.engine.replay import ReplayDriver, ReplayStats, ScheduledOrder, 
 from ifns_paper.engine.routes import routes_from_mapping
 from ifns_paper.marketdata import ImportOptions, bars_to_l1, read_bars, read_quotes, read_trades
 from ifns_paper.metrics.conventions import Conventions, calendar_of
-from ifns_paper.metrics.summary import MINUTE_NS, limits_of, summarize, thin_to_minutes
+from ifns_paper.metrics.summary import MINUTE_NS, limits_of, summarize
 
 ORDER_COLUMNS = ("ts", "client_order_id", "symbol", "side", "qty", "type", "limit_price", "stop_price", "tif",
                  "route_id")
@@ -308,55 +309,45 @@ def run_session(*, session_file: Path, config_dir: Path, quotes: Sequence[Path] 
                          symbols=list(definition.symbols), benchmark=definition.benchmark)
 
 
+SERIES_FIELDS = ("ts", "equity", "cash", "realized", "unrealized", "fees", "gross", "net", "drawdown", "positions",
+                 "marks")
+
+
 def replay_engine(engine, items: Iterable, *, out: Path, session_id: str, symbols: list[str], benchmark: str,
-                  env: str = "paper", summary_id: str | None = None) -> dict:
+                  env: str = "paper", summary_id: str | None = None, resume: bool = False) -> dict:
     """Run a session's engine over ``items`` — quote and trade runs, and clocks (``int`` ns:
     nothing older will come), in stream order — as fast as possible, writing what it did to
-    ``out``: ``events.ndjson``, ``fills.ndjson``, ``series.ndjson``, ``orders.ndjson``,
+    ``out``: ``events.ndjson``, ``fills.ndjson``, ``series.ndjson`` (a sample a second of
+    market time), ``minutes.ndjson`` (those on whole minutes), ``orders.ndjson``,
     ``paper_summary.json`` (the metrics' summary object, ``env`` and ``summary_id`` — the
     session id by default — in it) and ``summary.json`` (counts, ledger, fills hash);
-    returns the latter."""
+    returns the latter.
+
+    With ``resume`` the engine goes on from where an earlier call on the same ``out`` left it
+    (the caller restores the engine it pickled then): the record files are appended to and
+    the summaries cover everything from the first call on — the same files and figures as
+    one call over all the items."""
     from ifns_paper.engine.marketdata import QuoteBatch
 
     out.mkdir(parents=True, exist_ok=True)
-    counts: Counter[str] = Counter()
-    slippage = ReplayStats()  # the summary's slippage statistics, from the fills written
-    series_fields = ("ts", "equity", "cash", "realized", "unrealized", "fees", "gross", "net", "drawdown",
-                     "positions", "marks")
-    kept_series: list[dict] = []  # the summary's resolution: whole minutes (and the last sample)
-    fills: list[dict] = []
-    decisions: list[dict] = []
-    breaches: list[dict] = []
-    incidents: list[dict] = []
-    with (out / "events.ndjson").open("w") as events_file, (out / "fills.ndjson").open("w") as fills_file, \
-            (out / "series.ndjson").open("w") as series_file:
+    mode = "a" if resume else "w"
+    with (out / "events.ndjson").open(mode) as events_file, (out / "fills.ndjson").open(mode) as fills_file, \
+            (out / "series.ndjson").open(mode) as series_file, (out / "minutes.ndjson").open(mode) as minutes_file:
         for item in items:
             if isinstance(item, int):
                 records = engine.advance_to(item)
             else:
                 records = engine.on_quotes(item) if isinstance(item, QuoteBatch) else engine.on_trades(item)
             for point in engine.drain_series():  # drained as it goes: a long replay holds none in memory
-                row = {f: getattr(point, f) for f in series_fields}
-                series_file.write(json.dumps(row) + "\n")
-                row["ts_ns"] = row.pop("ts")
-                if kept_series and kept_series[-1]["ts_ns"] % MINUTE_NS:
-                    kept_series.pop()  # only the newest sample off the minute grid is kept
-                kept_series.append(row)
+                line = json.dumps({f: getattr(point, f) for f in SERIES_FIELDS}) + "\n"
+                series_file.write(line)
+                if point.ts % MINUTE_NS == 0:
+                    minutes_file.write(line)
             for rec in records:
-                counts[rec.type] += 1
                 events_file.write(json.dumps({"env": env, "lane": engine.setup.lane, "session_id": session_id,
                                               "type": rec.type, "ts": rec.ts, "payload": rec.payload}) + "\n")
-                if rec.type == "dra_decision":
-                    decisions.append({**rec.payload, "ts": rec.ts})
-                elif rec.type == "risk_breach":
-                    breaches.append({**rec.payload, "ts": rec.ts})
-                elif rec.type == "incident":
-                    incidents.append({**rec.payload, "ts": rec.ts})
                 if rec.type == "order_filled":
-                    fills.append(rec.payload)
                     fills_file.write(json.dumps(rec.payload) + "\n")
-                    if rec.payload["slippage_bps"] == rec.payload["slippage_bps"]:  # not NaN
-                        slippage.slippage_bps.append(rec.payload["slippage_bps"])
     with (out / "orders.ndjson").open("w") as orders_file:
         for coid in sorted(engine.broker._orders):
             view = engine.broker.order(coid)
@@ -364,14 +355,72 @@ def replay_engine(engine, items: Iterable, *, out: Path, session_id: str, symbol
                                           "symbol": view.order.symbol, "side": str(view.order.side),
                                           "quantity": view.order.quantity, "status": str(view.status),
                                           "filled_quantity": view.filled_quantity, "reason": view.reason}) + "\n")
+    return _summaries(engine, out, session_id=session_id, symbols=symbols, benchmark=benchmark, env=env,
+                      summary_id=summary_id)
+
+
+def minute_series(out: Path) -> list[dict]:
+    """A replay's equity samples at the summaries' resolution (``thin_to_minutes``): those on
+    whole minutes, and the last one; each with ``ts_ns``."""
+    series = [json.loads(line) for line in _lines(out / "minutes.ndjson")]
+    last = _last_line(out / "series.ndjson")
+    if last is not None:
+        last = json.loads(last)
+        if not series or series[-1]["ts"] != last["ts"]:
+            series.append(last)
+    for row in series:
+        row["ts_ns"] = row.pop("ts")
+    return series
+
+
+def _lines(path: Path) -> Iterable[str]:
+    if path.is_file():
+        with path.open() as f:
+            yield from (line for line in f if line.strip())
+
+
+def _last_line(path: Path) -> str | None:
+    """The last line of a text file, read from its end."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        block = b""
+        while size > 0:
+            step = min(4096, size)
+            size -= step
+            f.seek(size)
+            block = f.read(step) + block
+            lines = block.rstrip(b"\n").rsplit(b"\n", 1)
+            if len(lines) == 2 or size == 0:
+                return lines[-1].decode() or None
+    return None
+
+
+def _summaries(engine, out: Path, *, session_id: str, symbols: list[str], benchmark: str, env: str,
+               summary_id: str | None) -> dict:
+    """``paper_summary.json`` and ``summary.json`` of everything in ``out``'s record files."""
+    counts: Counter[str] = Counter()
+    slippage = ReplayStats()
+    fills: list[dict] = []
+    kept: dict[str, list[dict]] = {"dra_decision": [], "risk_breach": [], "incident": []}
+    for line in _lines(out / "events.ndjson"):
+        rec = json.loads(line)
+        counts[rec["type"]] += 1
+        if rec["type"] in kept:
+            kept[rec["type"]].append({**rec["payload"], "ts": rec["ts"]})
+        elif rec["type"] == "order_filled":
+            fills.append(rec["payload"])
+            if rec["payload"]["slippage_bps"] == rec["payload"]["slippage_bps"]:  # not NaN
+                slippage.slippage_bps.append(rec["payload"]["slippage_bps"])
     metrics = summarize(
         session_id=summary_id or session_id, lane=engine.setup.lane, strategy_id=engine.setup.strategy_id,
         as_of_ns=engine.driver.stats.last_ts, final=True,
         conventions=Conventions(grid_s=60.0, calendar=calendar_of(symbols)),
         starting_capital=engine.ledger.starting_capital, ledger=engine.ledger.snapshot(),
-        series=thin_to_minutes(kept_series), fills=fills, decisions=decisions, orders=_order_rows(engine),
-        breaches=breaches, incidents=incidents, limits=limits_of(engine.setup.limits), benchmark=benchmark,
-        carried=engine.setup.initial_positions, env=env)
+        series=minute_series(out), fills=fills, decisions=kept["dra_decision"], orders=_order_rows(engine),
+        breaches=kept["risk_breach"], incidents=kept["incident"], limits=limits_of(engine.setup.limits),
+        benchmark=benchmark, carried=engine.setup.initial_positions, env=env)
     (out / "paper_summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     stats = engine.driver.stats
     summary = {"env": env, "session_id": session_id, "mode": "strategy",

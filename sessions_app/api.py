@@ -284,20 +284,23 @@ class SessionSummaryApi(APIView):
 
 
 class SessionComparisonApi(APIView):
-    """GET ``?backtest=<id>``: the session against a backtest (default: its newest shadow
+    """GET ``?backtest=<id>``: the session against a backtest (default: its rolling shadow
     backtest) — curves (correlation, tracking error, annualised DTW, equity deviation),
-    execution deviations, decision agreement and the first divergence, flags. 404 without
-    a session or a backtest."""
+    execution deviations, decision agreement and the first divergence, flags — as stored
+    (``computed_at``; a rolling shadow's is recomputed every minute), or computed now with
+    ``?refresh=true`` or when none is stored. 404 without a session or a backtest."""
 
     class Query(serializers.Serializer):
         backtest = serializers.SlugField(required=False, max_length=120)
+        refresh = serializers.BooleanField(required=False, default=False)
 
     def get(self, request, session_id: str):
-        from sessions_app.services.comparisons import comparison_compute
+        from sessions_app.services.comparisons import comparison_refresh, comparison_stored
 
         query = self.Query(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(comparison_compute(session_id=session_id, backtest_id=query.validated_data.get("backtest")))
+        fetch = comparison_refresh if query.validated_data["refresh"] else comparison_stored
+        return Response(fetch(session_id=session_id, backtest_id=query.validated_data.get("backtest")))
 
 
 class SessionSelEvaluationsApi(APIView):

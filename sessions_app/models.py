@@ -337,6 +337,25 @@ class Backtest(TimeStamped):
         return self.backtest_id
 
 
+class SessionComparison(models.Model):
+    """The stored comparison (``services.comparisons``) of a session with one backtest or
+    imported live run: recomputed as a rolling shadow backtest follows the session, so the
+    newest figures are there to read without recomputing them."""
+
+    session = models.ForeignKey(PaperSession, on_delete=models.CASCADE, related_name="comparisons")
+    backtest = models.ForeignKey(Backtest, on_delete=models.CASCADE, related_name="comparisons")
+    result = models.JSONField(help_text="the comparison object, as served by the API")
+    flags = models.JSONField(default=list)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["session", "backtest"], name="comparison_session_backtest")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} vs {self.backtest_id}"
+
+
 class SelEvaluation(models.Model):
     """One SEL evaluation (spec §9): a lane's promotion criteria applied to a session's
     evidence, with each criterion's value, threshold and pass/fail, the recommendation, the

@@ -84,6 +84,15 @@ def summaries_refresh() -> int:
 
 
 @shared_task(ignore_result=True)
+def comparisons_roll() -> int:
+    """Periodic (beat, every minute): roll the rolling shadow backtests and store their
+    sessions' comparisons afresh."""
+    from sessions_app.services.comparisons import comparisons_roll as roll
+
+    return roll()
+
+
+@shared_task(ignore_result=True)
 def summary_refresh(session_id: str) -> bool:
     """After a session's state change: its summary (final once it ended, then its SEL
     evaluation when it completed)."""

@@ -279,25 +279,38 @@ def _entry_key(entry_id: str) -> tuple[int, int]:
 
 
 def stream_items(root: Path | str, feed: str, *, symbols: set[str] | None, after_id: str,
-                 until_id: str | None = None, skip: Sequence[tuple[str, str]] = ()) -> Iterator:
+                 until_id: str | None = None, skip: Sequence[tuple[str, str]] = (),
+                 from_hour_ns: int | None = None, progress: dict | None = None) -> Iterator:
     """What a reader of the feed's stream that starts after entry ``after_id`` and stops at
     ``until_id`` (inclusive) consumed, from the recording: runs of ``symbols`` (all when
     None) and every clock (``int`` ns), in stream order; entries in a ``skip`` range
     ``[from_id, to_id)`` (a paused session's) are left out. Recording lines without entry
-    ids are not usable here and raise ``ValueError``."""
+    ids are not usable here and raise ``ValueError``.
+
+    ``from_hour_ns`` skips the segments of older hours (a feed publishes in time order, so a
+    reader that has consumed data of time t finds what follows from the segment of
+    t's hour minus one on). ``progress["last_id"]`` is kept at the last entry id read up to
+    ``until_id``: where the recording ends when it has not caught up with ``until_id`` yet
+    (the writer thread runs behind the stream)."""
     lo, hi = _entry_key(after_id), (_entry_key(until_id) if until_id else None)
     gaps = [(_entry_key(a), _entry_key(b)) for a, b in skip]
 
     def keep(key: tuple[int, int]) -> bool:
         return key > lo and (hi is None or key <= hi) and not any(a <= key < b for a, b in gaps)
 
-    for _, path in segments(root, feed):
+    for hour, path in segments(root, feed):
+        if from_hour_ns is not None and hour < from_hour_ns:
+            continue
         for pub in read_segment(path):
             if pub.ids is None:
                 raise ValueError(f"{path}: a publish recorded without stream entry ids")
             keys = [_entry_key(i) for i in pub.ids]
             if hi is not None and keys and keys[0] > hi:
                 return
+            if progress is not None and keys:
+                last = max(k for k in keys if hi is None or k <= hi)
+                if last > _entry_key(progress.get("last_id") or "0-0"):
+                    progress["last_id"] = f"{last[0]}-{last[1]}"
             if keys and keys[-1] <= lo:
                 continue
             pos = 0

@@ -170,6 +170,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "comparisons-roll": {
+        "task": "sessions_app.tasks.comparisons_roll",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "series-thin": {
         "task": "telemetry_app.tasks.series_thin",
         "schedule": 300.0,

@@ -8,10 +8,20 @@ functions as the session (``env: "backtest"``), so the two compare key by key.
 What the session read: the entries of its feed's stream published after its start (entry
 ids from the start's millisecond on, as the steps read them), up to the one its checkpoint
 has consumed, without those published while it was paused (the steps skip them on resume).
+
+A **rolling** shadow backtest follows a live session: each roll (every minute, beat task
+``shadows_roll``) restores the engine it pickled last time, replays the recording from the
+entry it stopped at to the one the session has consumed since (or to the end of the
+recording, whose writer runs a little behind the stream), appends to its files, pickles
+the engine again and updates its summary; the comparison with the session is recomputed
+after each roll. Once the session has ended and the recording has caught up with its last
+entry (or ``SETTLE_S`` have passed), the backtest is completed. A roll that fails marks it
+``failed`` with the error: it is not retried.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -21,11 +31,13 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import LockError
 
 from ifns_paper import marketbus
 from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
-from ifns_paper.feeds.recorder import segments, stream_items
+from ifns_paper.feeds.recorder import HOUR_NS, segments, stream_items
 from ifns_paper.paper_replay import replay_engine
+from sessions_app.checkpoints import engine_dump, engine_load
 from sessions_app.engines import build_engine
 from sessions_app.models import Backtest, ChangeLogEntry, PaperSession
 from sessions_app.services.changelog import changelog_record
@@ -33,6 +45,8 @@ from sessions_app.services.changelog import changelog_record
 log = logging.getLogger(__name__)
 
 LATENCY_MODES = ("zero", "route")
+RECORD_FILES = ("events.ndjson", "fills.ndjson", "series.ndjson", "minutes.ndjson")
+SETTLE_S = 120.0  # after its session ended, how long a rolling shadow waits for the recording to catch up
 
 
 def _ms(moment: datetime) -> int:
@@ -56,19 +70,29 @@ def paused_stretches(session: PaperSession) -> list[tuple[str, str]]:
     return out
 
 
-def shadow_backtest(*, session_id: str, actor: str, latency: str = "zero") -> Backtest:
-    """Run and register the shadow backtest of ``session_id`` (see the module docstring).
-
-    Raises ``NotFound`` for an unknown session, ``Conflict`` when the session never ran or
-    read nothing yet, ``ApplicationError`` for a bad latency mode or when its feed has no
-    recording covering what it read. A run that fails midway is registered ``failed`` with
-    its error (and re-raised); its partial files are removed."""
-    if latency not in LATENCY_MODES:
-        raise ApplicationError(f"latency: expected one of {', '.join(LATENCY_MODES)}, got {latency!r}")
+def _session(session_id: str) -> PaperSession:
     session = (PaperSession.objects.select_related("lane", "strategy", "execution_policy__route", "checkpoint")
                .filter(session_id=session_id).first())
     if session is None:
         raise NotFound(f"no session {session_id!r}")
+    return session
+
+
+def shadow_backtest(*, session_id: str, actor: str, latency: str = "zero", rolling: bool = False) -> Backtest:
+    """Run and register the shadow backtest of ``session_id`` (see the module docstring);
+    with ``rolling``, register one that follows the session while it runs (its first roll
+    runs now when the session has read data).
+
+    Raises ``NotFound`` for an unknown session, ``Conflict`` when the session never ran or
+    read nothing yet (a rolling one: when the session has ended, or already has a rolling
+    shadow), ``ApplicationError`` for a bad latency mode or when its feed has no recording
+    covering what it read. A run that fails midway is registered ``failed`` with its error
+    (and re-raised); its partial files are removed."""
+    if latency not in LATENCY_MODES:
+        raise ApplicationError(f"latency: expected one of {', '.join(LATENCY_MODES)}, got {latency!r}")
+    session = _session(session_id)
+    if rolling:
+        return _rolling_register(session, actor=actor, latency=latency)
     if session.started_at is None:
         raise Conflict(f"{session_id}: never started, so there is no live window to shadow")
     checkpoint = getattr(session, "checkpoint", None)
@@ -122,6 +146,156 @@ def shadow_backtest(*, session_id: str, actor: str, latency: str = "zero") -> Ba
                                               finished_at=datetime.now(UTC))
     row.refresh_from_db()
     return row
+
+
+def _rolling_register(session: PaperSession, *, actor: str, latency: str) -> Backtest:
+    session_id = session.session_id
+    if session.ended_at is not None:
+        raise Conflict(f"{session_id}: has ended ({session.status}); a rolling shadow follows a live session "
+                       f"(paper_backtest shadow {session_id} without --rolling runs one over its whole window)")
+    if not settings.IFNS_RECORD_FEEDS:
+        raise ApplicationError("IFNS_RECORD_FEEDS is off: the feeds record nothing a shadow backtest could replay")
+    if _rolling(session).exists():
+        raise Conflict(f"{session_id}: a rolling shadow backtest follows it already ({_rolling(session).first()})")
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
+    backtest_id = f"shadow-{session_id}-{latency}-rolling-{stamp}"[:120]
+    params = {"latency": latency, "feed": session.feed, "symbols": list(session.symbols), "rolling": True,
+              "rolls": 0, "recordings": str(Path(settings.IFNS_RECORDINGS_DIR) / session.feed)}
+    with transaction.atomic():
+        Backtest.objects.create(backtest_id=backtest_id, kind=Backtest.Kind.SHADOW, session=session,
+                                strategy=session.strategy, params=params,
+                                out_dir=str(Path("backtests") / backtest_id), created_by=actor)
+        changelog_record(actor=actor, action="backtest_shadow", target_type="paper_session", target_id=session_id,
+                         reason=f"rolling shadow backtest ({latency} latency): follows the session while it runs",
+                         after={"backtest_id": backtest_id, **params})
+    return shadow_roll(backtest_id=backtest_id)
+
+
+def _rolling(session: PaperSession):
+    return Backtest.objects.filter(session=session, kind=Backtest.Kind.SHADOW, status=Backtest.Status.RUNNING,
+                                   params__rolling=True)
+
+
+def shadow_roll(*, backtest_id: str) -> Backtest:
+    """One roll of a rolling shadow backtest (see the module docstring); returns its row.
+    A roll already under way elsewhere (another worker, the command line) makes this one a
+    no-op. Raises what made the roll fail, after marking the backtest ``failed``."""
+    from sessions_app.dispatch import redis_client
+
+    lock = redis_client().lock(f"ifns:shadow-roll:{backtest_id}", timeout=900, blocking=False)
+    if not lock.acquire():
+        return Backtest.objects.get(backtest_id=backtest_id)
+    try:
+        return _roll(Backtest.objects.get(backtest_id=backtest_id))
+    finally:
+        with contextlib.suppress(LockError):  # expired midway: nothing to release
+            lock.release()
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _roll(row: Backtest) -> Backtest:
+    if row.status != Backtest.Status.RUNNING or not row.params.get("rolling"):
+        return row
+    session = _session(row.session.session_id)
+    params = dict(row.params)
+    checkpoint = getattr(session, "checkpoint", None)
+    until = (checkpoint.offsets or {}).get(marketbus.stream_key(session.feed)) if checkpoint is not None else None
+    ended = session.ended_at is not None
+    if session.started_at is None or until is None:
+        if ended:
+            return _roll_failed(row, Conflict(f"{session.session_id} ended without reading any market data"))
+        return row  # nothing read yet: the next roll
+    state = params.get("state")
+    after = state["until_entry"] if state else f"{_ms(session.started_at) - 1}-18446744073709551615"
+    out = backtest_files(row)
+    progress: dict = {}
+    if state:  # what a roll that died midway appended or half wrote goes
+        for name, size in state["sizes"].items():
+            with (out / name).open("r+b") as f:
+                f.truncate(size)
+        for leftover in out.glob("engine-*.tmp"):
+            leftover.unlink()
+    if not state or _entry(after) < _entry(until):
+        try:
+            if state:
+                engine = engine_load((out / state["engine"]).read_bytes())
+                last_ts = engine.driver.stats.last_ts
+                from_hour = (last_ts // HOUR_NS - 1) * HOUR_NS if last_ts else None
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+                engine = build_engine(session, zero_latency=params["latency"] == "zero")
+                from_hour = None
+            items = stream_items(Path(settings.IFNS_RECORDINGS_DIR), session.feed, symbols=set(session.symbols),
+                                 after_id=after, until_id=until, skip=paused_stretches(session),
+                                 from_hour_ns=from_hour, progress=progress)
+            result = replay_engine(engine, items, out=out, session_id=session.session_id,
+                                   symbols=list(session.symbols), benchmark=session.benchmark, env="backtest",
+                                   summary_id=row.backtest_id, resume=bool(state))
+            n = (state or {}).get("n", 0) + 1
+            name = f"engine-{n}.pickle.z"
+            (out / (name + ".tmp")).write_bytes(engine_dump(engine))
+            (out / (name + ".tmp")).replace(out / name)
+            summary = json.loads((out / "paper_summary.json").read_text())
+        except Exception as exc:
+            _roll_failed(row, exc)
+            raise
+        reached = progress.get("last_id") or after
+        params |= {"state": {"n": n, "engine": name, "until_entry": reached,
+                             "sizes": {f: (out / f).stat().st_size for f in RECORD_FILES}},
+                   "until_entry": reached, "rolls": params.get("rolls", 0) + 1, "rolled_at": timezone.now().isoformat(),
+                   "quotes": result["counts"]["quotes"], "trades": result["counts"]["trades"],
+                   "last_ts": result["last_ts"], "fills_hash": result["fills_hash"]}
+        row.params, row.summary = params, summary
+        Backtest.objects.filter(pk=row.pk).update(params=params, summary=summary)
+        if state:
+            (out / state["engine"]).unlink(missing_ok=True)
+    if not ended:
+        return row
+    reached = params.get("until_entry", after)
+    settled = (timezone.now() - session.ended_at).total_seconds() > SETTLE_S
+    if _entry(reached) < _entry(until) and not settled:
+        return row  # the recording has not caught up with the session's last entry yet
+    if not params.get("quotes"):
+        return _roll_failed(row, ApplicationError(
+            f"the recording of {session.feed!r} has none of {session.session_id}'s data (recorded elsewhere, or "
+            "pruned: IFNS_RECORDING_RETENTION_HOURS)"))
+    if _entry(reached) < _entry(until):
+        params["missing_tail"] = {"after_entry": reached, "until_entry": until,
+                                  "why": f"not in the recording {SETTLE_S:.0f} s after the session ended"}
+    params["rolling"] = False
+    Backtest.objects.filter(pk=row.pk).update(params=params, status=Backtest.Status.COMPLETED,
+                                              finished_at=timezone.now())
+    row.refresh_from_db()
+    return row
+
+
+def _roll_failed(row: Backtest, exc: Exception) -> Backtest:
+    params = {**row.params, "rolling": False}
+    Backtest.objects.filter(pk=row.pk).update(status=Backtest.Status.FAILED, params=params,
+                                              error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+    log.warning("rolling shadow backtest %s failed, it stops following %s: %s: %s", row.backtest_id,
+                row.session.session_id, type(exc).__name__, exc, exc_info=not isinstance(exc, ApplicationError))
+    row.refresh_from_db()
+    return row
+
+
+def shadows_roll(*, session_id: str | None = None) -> list[Backtest]:
+    """Roll every rolling shadow backtest (of ``session_id`` only, when given); each one's
+    failure stays its own. Returns the rows rolled."""
+    qs = Backtest.objects.filter(kind=Backtest.Kind.SHADOW, status=Backtest.Status.RUNNING, params__rolling=True)
+    if session_id is not None:
+        qs = qs.filter(session__session_id=session_id)
+    rolled = []
+    for backtest_id in qs.values_list("backtest_id", flat=True):
+        try:
+            rolled.append(shadow_roll(backtest_id=backtest_id))
+        except Exception:  # noqa: BLE001 - marked failed (and logged) by the roll; the others go on
+            continue
+    return rolled
 
 
 def backtest_files(backtest: Backtest) -> Path:

@@ -9,6 +9,10 @@ The functions are ``ifns_paper.metrics.compare``; this module only gathers their
 from __future__ import annotations
 
 import json
+import logging
+
+from django.db.models import Q
+from django.utils import timezone
 
 from broker_app.selectors import fill_records, order_records
 from ifns_paper.exceptions import NotFound
@@ -19,22 +23,28 @@ from ifns_paper.metrics.compare import (
     decision_agreement,
 )
 from ifns_paper.metrics.execution import order_outcomes, slippage_by
-from sessions_app.models import Backtest, PaperSession
+from ifns_paper.paper_replay import minute_series
+from sessions_app.models import Backtest, PaperSession, SessionComparison
 from sessions_app.services.backtests import backtest_files
 from sessions_app.services.summaries import conventions_for
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import event_payloads, series_for_session
 
+log = logging.getLogger(__name__)
+
 
 def backtest_for(session: PaperSession, backtest_id: str | None) -> Backtest:
-    """The named backtest, or the session's newest completed shadow backtest."""
-    qs = Backtest.objects.filter(status=Backtest.Status.COMPLETED)
+    """The named backtest; by default the session's rolling shadow backtest (it follows the
+    session: the newest, once it has rolled), else its newest completed shadow backtest."""
+    qs = Backtest.objects.filter(Q(status=Backtest.Status.COMPLETED)
+                                 | Q(status=Backtest.Status.RUNNING, params__rolling=True, params__has_key="state"))
     if backtest_id is not None:
         row = qs.filter(backtest_id=backtest_id).first()
         if row is None:
             raise NotFound(f"no completed backtest {backtest_id!r}")
         return row
-    row = qs.filter(session=session, kind=Backtest.Kind.SHADOW).order_by("-created_at", "-id").first()
+    shadows = qs.filter(session=session, kind=Backtest.Kind.SHADOW).order_by("-created_at", "-id")
+    row = shadows.filter(params__has_key="rolls").first() or shadows.first()
     if row is None:
         raise NotFound(f"{session.session_id}: no shadow backtest yet (manage.py paper_backtest shadow "
                        f"{session.session_id})")
@@ -43,6 +53,14 @@ def backtest_for(session: PaperSession, backtest_id: str | None) -> Backtest:
 
 def _ndjson(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _equity_series(files) -> list[dict]:
+    """A backtest's equity samples (``ts``, ``equity``): a shadow's whole minutes and last
+    sample (the comparison's grid is a minute), an imported one's as imported."""
+    if (files / "minutes.ndjson").is_file():
+        return [{"ts": p["ts_ns"], "equity": p["equity"]} for p in minute_series(files)]
+    return _ndjson(files / "series.ndjson")
 
 
 def _by_route(summary: dict, key: str) -> dict[str, float | None]:
@@ -56,7 +74,7 @@ def _deviation(paper: dict, other: dict) -> dict:
 
 def comparison_compute(*, session_id: str, backtest_id: str | None = None) -> dict:
     """The comparison object (JSON-safe) of ``session_id`` against ``backtest_id`` (default:
-    its newest shadow backtest). ``NotFound`` without a session or a backtest."""
+    ``backtest_for``). ``NotFound`` without a session or a backtest."""
     session = PaperSession.objects.select_related("lane__policy").filter(session_id=session_id).first()
     if session is None:
         raise NotFound(f"no session {session_id!r}")
@@ -66,7 +84,7 @@ def comparison_compute(*, session_id: str, backtest_id: str | None = None) -> di
     conv = conventions_for(session)
 
     paper_series = series_for_session(session_id=session_id, to_ns=until)
-    other_series = _ndjson(files / "series.ndjson")
+    other_series = _equity_series(files)
     thresholds = session.lane.policy.thresholds or {}  # the lane's, else QuantConnect's defaults
     curves = compare_curves([p["ts_ns"] for p in paper_series], [p["equity"] for p in paper_series],
                             [p["ts"] for p in other_series], [p["equity"] for p in other_series], conv,
@@ -111,5 +129,50 @@ def comparison_compute(*, session_id: str, backtest_id: str | None = None) -> di
     if decisions["first_divergence"] is not None:
         flags.append("decisions_diverge")
     return {"session_id": session_id, "backtest_id": backtest.backtest_id, "backtest_kind": backtest.kind,
+            "rolling": bool(backtest.params.get("rolling")) and backtest.status == Backtest.Status.RUNNING,
             "latency": backtest.params.get("latency"), "until_ns": until, "conventions": conv.as_dict(),
             "curves": curves, "execution": execution, "decisions": decisions, "flags": flags}
+
+
+def comparison_refresh(*, session_id: str, backtest_id: str | None = None) -> dict:
+    """Compute the comparison (``comparison_compute``) and store it; returns it with its
+    ``computed_at``."""
+    result = comparison_compute(session_id=session_id, backtest_id=backtest_id)
+    now = timezone.now()
+    result["computed_at"] = now.isoformat()
+    SessionComparison.objects.update_or_create(
+        session=PaperSession.objects.get(session_id=session_id),
+        backtest=Backtest.objects.get(backtest_id=result["backtest_id"]),
+        defaults={"result": result, "flags": result["flags"], "computed_at": now})
+    return result
+
+
+def comparison_stored(*, session_id: str, backtest_id: str | None = None) -> dict:
+    """The stored comparison of ``session_id`` with ``backtest_id`` (default: its newest
+    shadow backtest), computed and stored now when there is none yet."""
+    session = PaperSession.objects.filter(session_id=session_id).first()
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    backtest = backtest_for(session, backtest_id)
+    row = SessionComparison.objects.filter(session=session, backtest=backtest).first()
+    if row is not None:
+        return row.result
+    return comparison_refresh(session_id=session_id, backtest_id=backtest.backtest_id)
+
+
+def comparisons_roll(*, session_id: str | None = None) -> int:
+    """Roll the rolling shadow backtests (of ``session_id`` only, when given) and store each
+    one's comparison with its session afresh. Returns how many comparisons were stored."""
+    from sessions_app.services.backtests import shadows_roll
+
+    stored = 0
+    for row in shadows_roll(session_id=session_id):
+        if row.status == Backtest.Status.FAILED or "state" not in row.params:
+            continue
+        try:
+            comparison_refresh(session_id=row.session.session_id, backtest_id=row.backtest_id)
+        except Exception:  # noqa: BLE001 - one session's comparison does not stop the others'
+            log.warning("comparison of %s with %s failed", row.session.session_id, row.backtest_id, exc_info=True)
+            continue
+        stored += 1
+    return stored

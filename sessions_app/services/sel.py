@@ -82,10 +82,14 @@ def sel_evaluate_completed(session_id: str) -> None:
 
 
 def summary_refresh_evaluated(*, session_id: str) -> dict | None:
-    """``summaries.summary_refresh``, then the SEL evaluation when it wrote the final summary
-    of a completed session (spec §9: evaluated when it completes)."""
+    """``summaries.summary_refresh``; when it wrote the final summary of an ended session, the
+    last roll of its rolling shadow backtests and, if it completed, the SEL evaluation (spec
+    §9: evaluated when it completes)."""
+    from sessions_app.services.comparisons import comparisons_roll
+
     data = summary_refresh(session_id=session_id)
-    if data is not None and data.get("final") and PaperSession.objects.filter(
-            session_id=session_id, status=SessionStatus.COMPLETED).exists():
-        sel_evaluate_completed(session_id)
+    if data is not None and data.get("final"):
+        comparisons_roll(session_id=session_id)  # its rolling shadow up to its end, when recorded already
+        if PaperSession.objects.filter(session_id=session_id, status=SessionStatus.COMPLETED).exists():
+            sel_evaluate_completed(session_id)
     return data

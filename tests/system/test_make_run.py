@@ -242,8 +242,15 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
             return out.stdout
 
         sid = DEMO_SESSIONS[0]
-        assert "replayed (route latency)" in cli("paper_backtest", "shadow", sid, "--latency", "route")
-        comparison = json.loads(cli("paper_compare", sid, "--json"))
+        # make run gave each demo session a rolling shadow backtest; the beat rolled it and
+        # stored its comparison (every minute) while the soak ran
+        rolling = _get_json(f"{api}/sessions/{sid}/comparison/")
+        assert rolling["rolling"] is True and "-rolling-" in rolling["backtest_id"], rolling
+        assert rolling["curves"]["periods"] > 0 and rolling["decisions"]["paper"] > 0, rolling
+        made = cli("paper_backtest", "shadow", sid, "--latency", "route")
+        assert "replayed (route latency)" in made
+        one_off = made.split()[1].rstrip(":")
+        comparison = json.loads(cli("paper_compare", sid, "--backtest", one_off, "--json"))
         assert comparison["decisions"]["share"] == 1.0 and comparison["decisions"]["paper"] > 0, comparison
         assert "SEL evaluation" in cli("paper_sel", "evaluate", sid)
         assert "is pending" in cli("paper_promotion", "request", sid, "--to-lane", "paper_gatecheck", "--as", "admin",

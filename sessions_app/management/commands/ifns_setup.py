@@ -1,4 +1,5 @@
-"""First-run setup used by ``make run``: migrate, load the shipped config, demo admin.
+"""First-run setup used by ``make run``: migrate, load the shipped config, demo admin; with
+``--start-demo``, start the demo sessions, each followed by a rolling shadow backtest.
 
 Idempotent: running it again changes nothing that is already in place.
 """
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ifns_paper.engine.lifecycle import SessionStatus
 from sessions_app.models import PaperSession
 from sessions_app.services import session_transition
+from sessions_app.services.backtests import shadow_backtest
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "paper-admin"  # dev only: refused unless DEBUG is on
@@ -38,6 +40,9 @@ class Command(BaseCommand):
                     session_transition(session_id=session.session_id, action="start", actor="make-run",
                                        reason="demo session started by make run")
                     self.stdout.write(f"started demo session {session.session_id}")
+                    if settings.IFNS_RECORD_FEEDS:  # "what the backtest would have said", kept up to date
+                        row = shadow_backtest(session_id=session.session_id, actor="make-run", rolling=True)
+                        self.stdout.write(f"rolling shadow backtest {row.backtest_id} follows it")
         if no_demo_user:
             return
         if not settings.DEBUG:

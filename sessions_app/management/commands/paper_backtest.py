@@ -1,8 +1,9 @@
 """Backtests beside the paper sessions (spec §7).
 
-    paper_backtest shadow SESSION_ID [--latency zero|route] [--actor NAME]
+    paper_backtest shadow SESSION_ID [--latency zero|route] [--rolling] [--actor NAME]
         run the session's definition over the recorded market data it read, as fast as
-        possible; registered as a backtest with the same summary as a session
+        possible; registered as a backtest with the same summary as a session. --rolling:
+        one that follows the live session, rolled on every minute (its comparison too)
     paper_backtest import DIR [--actor NAME]
         register a Stage 04 backtest in the canonical results format (ifns_paper.results_format)
     paper_backtest list [--session SESSION_ID]
@@ -30,6 +31,8 @@ class Command(BaseCommand):
         shadow.add_argument("session_id")
         shadow.add_argument("--latency", choices=LATENCY_MODES, default="zero",
                             help="zero: no latency (a backtest's view); route: the route's latencies")
+        shadow.add_argument("--rolling", action="store_true",
+                            help="follow the live session: rolled on every minute, its comparison stored")
         shadow.add_argument("--actor", default=None, help="who asks (default: cli:<login>)")
         imp = sub.add_parser("import", help="register a backtest from a results folder")
         imp.add_argument("folder")
@@ -44,10 +47,19 @@ class Command(BaseCommand):
         if action == "shadow":
             actor = options["actor"] or f"cli:{getpass.getuser()}"
             try:
-                row = shadow_backtest(session_id=options["session_id"], actor=actor, latency=options["latency"])
+                row = shadow_backtest(session_id=options["session_id"], actor=actor, latency=options["latency"],
+                                      rolling=options["rolling"])
             except ApplicationError as exc:
                 raise CommandError(exc.message) from None
             p = row.params
+            if p.get("rolling") and "state" not in p:
+                self.stdout.write(f"rolling backtest {row.backtest_id} registered: it follows {p['feed']} from the "
+                                  "session's first market data on, rolled every minute\n")
+                return
+            if p.get("rolling"):
+                self.stdout.write(f"rolling backtest {row.backtest_id}: first roll, ")
+            elif row.status == "failed":
+                raise CommandError(f"backtest {row.backtest_id} failed: {row.error}")
             self.stdout.write(f"backtest {row.backtest_id}: {p['quotes']:,} quotes and {p['trades']:,} trades of "
                               f"{p['feed']} replayed ({p['latency']} latency); files in data/{row.out_dir}\n")
             self.stdout.write(format_report(row.summary))

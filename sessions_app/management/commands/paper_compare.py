@@ -1,8 +1,10 @@
 """A paper session against a backtest of the same definition (spec §7).
 
-    paper_compare SESSION_ID [--backtest ID] [--json]
+    paper_compare SESSION_ID [--backtest ID] [--stored] [--json]
 
-Default backtest: the session's newest shadow backtest (``paper_backtest shadow``).
+Default backtest: the session's rolling shadow backtest, else its newest (``paper_backtest shadow``). The
+comparison is computed now and stored; ``--stored`` prints the stored one instead (a
+rolling shadow's is recomputed every minute by the beat).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from ifns_paper.exceptions import ApplicationError
-from sessions_app.services.comparisons import comparison_compute
+from sessions_app.services.comparisons import comparison_refresh, comparison_stored
 
 
 def _num(x, fmt: str) -> str:
@@ -25,11 +27,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("session_id")
         parser.add_argument("--backtest", default=None)
+        parser.add_argument("--stored", action="store_true", help="the stored comparison (computed when none is)")
         parser.add_argument("--json", action="store_true", help="print the comparison object")
 
     def handle(self, *args, session_id: str, backtest: str | None, **options) -> None:
         try:
-            c = comparison_compute(session_id=session_id, backtest_id=backtest)
+            fetch = comparison_stored if options["stored"] else comparison_refresh
+            c = fetch(session_id=session_id, backtest_id=backtest)
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         if options["json"]:
@@ -38,7 +42,8 @@ class Command(BaseCommand):
         cv, d = c["curves"], c["decisions"]
         ccy = c["conventions"]["currency"]
         lines = [
-            f"PAPER {session_id} against {c['backtest_kind']} backtest {c['backtest_id']} ({c['latency']} latency)",
+            f"PAPER {session_id} against {c['backtest_kind']} backtest {c['backtest_id']} ({c['latency']} latency"
+            f"{', rolling' if c.get('rolling') else ''}), computed {c['computed_at']}",
             f"  curves ({cv['periods']} one-minute returns): correlation {_num(cv['correlation'], '.3f')} "
             f"(>= {cv['thresholds']['min_correlation']}), annualised DTW {_num(cv['dtw_annualised'], '.4f')} "
             f"(<= {cv['thresholds']['max_dtw_annualised']}), tracking error {_num(cv['tracking_error'], '.4%')}",
