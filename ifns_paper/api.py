@@ -1,15 +1,71 @@
-"""API wiring shared by the apps: the one place application errors become HTTP."""
+"""API wiring shared by the apps: the one place errors become HTTP (roles: ``permissions``).
+
+Every error answers with one shape::
+
+    {"error": {"code": "conflict", "message": "...", "fields": {"reason": ["..."]}, ...}}
+
+``code`` is stable (``invalid``, ``not_authenticated``, ``permission_denied``,
+``not_found``, ``conflict``, ``method_not_allowed``, ``parse_error``, ``throttled``,
+``unsupported_media_type``, ``not_acceptable``); ``fields`` maps a field path
+(``sizing.lot_sizes.EURUSD``) to its messages and is empty when the error is not about a
+field; other keys an application error carries (``allowed_actions``, ``problems``) follow.
+"""
 
 from __future__ import annotations
 
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ifns_paper.exceptions import ApplicationError
+from ifns_paper.exceptions import ApplicationError, Conflict, NotFound, ValidationFailed
+
+
+def _fields(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested validation detail as {"a.b.0": [messages]}."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            out |= _fields(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(detail, list) and detail and all(isinstance(d, (dict, list)) for d in detail):
+        out = {}
+        for i, value in enumerate(detail):
+            out |= _fields(value, f"{prefix}.{i}" if prefix else str(i))
+        return out
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(m) for m in messages]} if messages else {}
+
+
+def error_body(code: str, message: str, fields: dict | None = None, **extra) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}, **extra}}
+
+
+def _application_code(exc: ApplicationError) -> str:
+    if isinstance(exc, NotFound):
+        return "not_found"
+    if isinstance(exc, Conflict):
+        return "conflict"
+    return "invalid"
 
 
 def exception_handler(exc, context):
-    """Map :class:`ApplicationError` (and subclasses) to ``{"detail", ...extra}``."""
+    """Application errors and DRF's own as the one error shape (module docstring)."""
     if isinstance(exc, ApplicationError):
-        return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
-    return drf_exception_handler(exc, context)
+        extra = dict(exc.extra)
+        fields = extra.pop("errors", None) if isinstance(exc, ValidationFailed) else extra.pop("fields", None)
+        return Response(error_body(_application_code(exc), exc.message, fields, **extra), status=exc.status_code)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a defect: Django's 500 (logged with its traceback)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _fields(exc.detail)
+        message = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()) or "invalid input"
+        response.data = error_body("invalid", message, fields)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = getattr(exc, "default_code", "error")
+        if isinstance(exc, exceptions.APIException) and hasattr(exc, "get_codes"):
+            codes = exc.get_codes()
+            code = codes if isinstance(codes, str) else code
+        response.data = error_body(code, str(detail))
+    return response

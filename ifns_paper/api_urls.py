@@ -1,5 +1,6 @@
 from django.urls import path
 
+from ifns_paper.api_views import ApiRootView
 from sessions_app.api import (
     KillSwitchApi,
     LaneListApi,
@@ -20,6 +21,7 @@ from telemetry_app.feed_api import FeedHealthListApi
 app_name = "api"
 
 urlpatterns = [
+    path("", ApiRootView.as_view(), name="root"),
     path("lanes/", LaneListApi.as_view(), name="lane-list"),
     path("lanes/<slug:lane>/summary/", LaneSummaryApi.as_view(), name="lane-summary"),
     path("funnel/", PromotionFunnelApi.as_view(), name="promotion-funnel"),

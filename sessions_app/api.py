@@ -1,13 +1,17 @@
-"""REST endpoints for lanes and sessions (automation). Thin: parse, call, render."""
+"""REST endpoints for lanes and sessions (automation). Thin: parse, call, render.
+
+Who may call what: ``ifns_paper.permissions.HasCapability`` (reads need the viewer role, writes the
+operator role unless a view's ``capabilities`` says otherwise)."""
 
 from __future__ import annotations
 
-from rest_framework import permissions, serializers
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ifns_paper.api_schema import documented
 from ifns_paper.engine.controls import SwitchState
-from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, allowed_actions
+from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus, allowed_actions
 from ifns_paper.exceptions import NotFound
 from sessions_app import dispatch, selectors, services
 from sessions_app.registry import session_links
@@ -19,13 +23,6 @@ from telemetry_app.selectors import (
 )
 
 MAX_EVENTS_PAGE = 1000
-
-
-class CanOperateSessions(permissions.BasePermission):
-    message = "operating paper sessions needs the sessions_app.operate_papersession permission"
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.has_perm("sessions_app.operate_papersession"))
 
 
 class LaneOutput(serializers.Serializer):
@@ -117,24 +114,95 @@ class SessionOutput(serializers.Serializer):
         return session_links(session.session_id)
 
 
+class KillSwitchOutput(serializers.Serializer):
+    scope = serializers.CharField(help_text="global, lane:<name> or session:<id>")
+    state = serializers.ChoiceField(choices=[s.value for s in SwitchState],
+                                    help_text="its own state (active when never set)")
+    effective = serializers.ChoiceField(choices=[s.value for s in SwitchState],
+                                        help_text="the strictest of global, the lane's and its own")
+    effective_scope = serializers.CharField(help_text="where the effective state comes from")
+    actor = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class KillSwitchSetOutput(serializers.Serializer):
+    scope = serializers.CharField()
+    state = serializers.ChoiceField(choices=[s.value for s in SwitchState])
+    actor = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class EventOutput(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    env = serializers.CharField()
+    lane = serializers.CharField()
+    session_id = serializers.CharField()
+    type = serializers.CharField()
+    event_time = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField(allow_null=True)
+    payload = serializers.JSONField()
+
+
+class EventsOutput(serializers.Serializer):
+    session_id = serializers.CharField()
+    env = serializers.CharField()
+    events = EventOutput(many=True)
+    next_after = serializers.IntegerField(help_text="pass as ?after= for the next page")
+
+
 def _health_of(sessions) -> dict:
     return selectors.session_health(list(sessions), client=dispatch.redis_client())
 
 
 class LaneListApi(APIView):
+    """GET: every lane with its capital, risk envelope, policy (promotion rules, cooldown) and
+    session counts."""
+
+    @documented(operation_id="lanes_list", response=LaneOutput(many=True))
     def get(self, request):
         return Response(LaneOutput(selectors.lanes_overview(), many=True).data)
 
 
 class SessionListApi(APIView):
+    """GET ``?lane=&status=&owner=&tag=&strategy=<id>[@<version>]&q=<text>``: the sessions
+    (all filters optional, combined), with health and links. An unknown lane or strategy is a
+    400 naming it."""
+
+    class Query(serializers.Serializer):
+        lane = serializers.SlugField(required=False, max_length=64)
+        status = serializers.ChoiceField(choices=[s.value for s in SessionStatus], required=False)
+        owner = serializers.CharField(required=False, max_length=100)
+        tag = serializers.SlugField(required=False, max_length=64)
+        strategy = serializers.RegexField(r"^[\w.\-]+(@[\w.\-]+)?$", required=False, max_length=200,
+                                          help_text="registry id, optionally @version")
+        q = serializers.CharField(required=False, max_length=200, help_text="text in id, owner or objective")
+
+        def validate_lane(self, value: str) -> str:
+            lanes = selectors.lane_names()
+            if value not in lanes:
+                raise serializers.ValidationError(f"no lane {value!r} (lanes: {', '.join(lanes)})")
+            return value
+
+        def validate_strategy(self, value: str) -> str:
+            if not selectors.strategy_exists(value):
+                raise serializers.ValidationError(f"no strategy {value!r} in the registry")
+            return value
+
+    @documented(operation_id="sessions_list", query=Query, response=SessionOutput(many=True), errors=(400,))
     def get(self, request):
-        sessions = list(selectors.session_list(
-            lane=request.query_params.get("lane"), status=request.query_params.get("status")
-        ))
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        p = query.validated_data
+        sessions = list(selectors.session_list(lane=p.get("lane"), status=p.get("status"), owner=p.get("owner"),
+                                               tag=p.get("tag"), strategy=p.get("strategy"), text=p.get("q")))
         return Response(SessionOutput(sessions, many=True, context={"health": _health_of(sessions)}).data)
 
 
 class SessionDetailApi(APIView):
+    """GET: one session, with health (step lag, kill switch, cooldown) and registry links."""
+
+    @documented(operation_id="sessions_detail", response=SessionOutput, errors=(404,))
     def get(self, request, session_id: str):
         session = selectors.session_get(session_id=session_id)
         if session is None:
@@ -145,12 +213,14 @@ class SessionDetailApi(APIView):
 class SessionActionApi(APIView):
     """POST ``{"action": "start|pause|resume|stop|abort", "reason": "..."}``."""
 
-    permission_classes = [permissions.IsAuthenticated, CanOperateSessions]
-
     class Input(serializers.Serializer):
+        class Meta:
+            ref_name = "SessionAction"
+
         action = serializers.ChoiceField(choices=[a.value for a in OPERATOR_ACTIONS])
         reason = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
 
+    @documented(operation_id="sessions_action", request=Input, response=SessionOutput, errors=(400, 404, 409))
     def post(self, request, session_id: str):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -170,18 +240,18 @@ class KillSwitchApi(APIView):
     "reason"}`` (operators)."""
 
     class Input(serializers.Serializer):
+        class Meta:
+            ref_name = "KillSwitchSet"
+
         scope = serializers.CharField(max_length=120)
         state = serializers.ChoiceField(choices=[s.value for s in SwitchState])
         reason = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
 
-    def get_permissions(self):
-        if self.request.method == "POST":
-            return [permissions.IsAuthenticated(), CanOperateSessions()]
-        return [permissions.AllowAny()]
-
+    @documented(operation_id="killswitches_list", response=KillSwitchOutput(many=True))
     def get(self, request):
         return Response([v.as_dict() for v in selectors.kill_switch_states()])
 
+    @documented(operation_id="killswitches_set", request=Input, response=KillSwitchSetOutput, errors=(400, 404, 409))
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -201,6 +271,7 @@ class SessionEventsApi(APIView):
         limit = serializers.IntegerField(min_value=1, max_value=MAX_EVENTS_PAGE, required=False,
                                          default=MAX_EVENTS_PAGE)
 
+    @documented(operation_id="sessions_events", query=Query, response=EventsOutput, errors=(400, 404))
     def get(self, request, session_id: str):
         query = self.Query(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -258,6 +329,7 @@ class SessionSeriesApi(APIView):
                     "to_ns": self._ns(data["to"], "to") if "to" in data else None,
                     "every_ns": int(data["every"] * 1e9) if "every" in data else None}
 
+    @documented(operation_id="sessions_series", query=Query, errors=(400, 404))
     def get(self, request, session_id: str):
         query = self.Query(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -274,6 +346,7 @@ class SessionSummaryApi(APIView):
     benchmark, risk usage, incidents; conventions inside), refreshed once a minute while it
     runs and final once it ended. 404 before its first summary."""
 
+    @documented(operation_id="sessions_summary", errors=(404,))
     def get(self, request, session_id: str):
         if selectors.session_get(session_id=session_id) is None:
             raise NotFound(f"no paper session {session_id!r}")
@@ -294,6 +367,7 @@ class SessionComparisonApi(APIView):
         backtest = serializers.SlugField(required=False, max_length=120)
         refresh = serializers.BooleanField(required=False, default=False)
 
+    @documented(operation_id="sessions_comparison", query=Query, errors=(400, 404))
     def get(self, request, session_id: str):
         from sessions_app.services.comparisons import comparison_refresh, comparison_stored
 
@@ -307,6 +381,7 @@ class SessionSelEvaluationsApi(APIView):
     """GET: the session's SEL evaluations (spec §9), newest first: recommendation, each
     criterion's value, threshold and pass/fail, the evidence and its hash."""
 
+    @documented(operation_id="sessions_sel_evaluations", errors=(404,))
     def get(self, request, session_id: str):
         from sessions_app.models import SelEvaluation
 
@@ -320,6 +395,7 @@ class SessionIncidentsApi(APIView):
     """GET: the session's incidents (``incident`` events: faults, and the kinds the metrics
     raise), oldest first, each with its sequence number to find it in the telemetry."""
 
+    @documented(operation_id="sessions_incidents", errors=(404,))
     def get(self, request, session_id: str):
         if selectors.session_get(session_id=session_id) is None:
             raise NotFound(f"no paper session {session_id!r}")
@@ -336,6 +412,7 @@ class LaneSummaryApi(APIView):
     class Query(serializers.Serializer):
         hours = serializers.FloatField(required=False, min_value=0.01)
 
+    @documented(operation_id="lanes_summary", query=Query, errors=(400, 404))
     def get(self, request, lane: str):
         from datetime import timedelta
 
@@ -355,5 +432,6 @@ class PromotionFunnelApi(APIView):
     """GET: per lane, the strategies and models it allows (with their registry status), its
     sessions by status, and each session's progress against the lane's promotion rules."""
 
+    @documented(operation_id="promotion_funnel")
     def get(self, request):
         return Response(selectors.promotion_funnel())

@@ -8,6 +8,7 @@ views or admin classes.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from ifns_paper.governance import RequestKind, RequestStatus
@@ -437,3 +438,30 @@ class PromotionRequest(models.Model):
                 "decided_at": self.decided_at.isoformat() if self.decided_at else None,
                 "decision_reason": self.decision_reason or None, "override_reason": self.override_reason or None,
                 "result": self.result, "created_at": self.created_at.isoformat()}
+
+
+class ApiToken(models.Model):
+    """An API token for automation (``Authorization: Token <key>``). Only a SHA-256 digest of
+    the key is stored: the key is shown once, when it is created (``paper_token create``
+    or the admin), and cannot be read back. Revoked tokens stay, for the record."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="what it is for, e.g. 'nightly promotion script'")
+    prefix = models.CharField(max_length=12, db_index=True, help_text="the key's first characters, to tell keys apart")
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the key (hex)")
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user}: {self.name})"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import redis
+from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from ifns_paper import marketbus
@@ -28,7 +30,12 @@ log = logging.getLogger(__name__)
 HEALTH_KEY = "ifns:step:health"  # written by the steps (``steps.HEALTH_KEY``)
 
 
-def session_list(*, lane: str | None = None, status: str | None = None) -> QuerySet[PaperSession]:
+def session_list(*, lane: str | None = None, status: str | None = None, owner: str | None = None,
+                 tag: str | None = None, strategy: str | None = None, text: str | None = None,
+                 ) -> QuerySet[PaperSession]:
+    """Sessions, filtered: ``strategy`` is ``registry_id`` or ``registry_id@version``; ``text``
+    is looked for (case-insensitive) in the id, the owner and the objective. Callers check
+    that a lane or strategy they pass exists (``lane_exists``, ``strategy_exists``)."""
     qs = PaperSession.objects.select_related("lane", "strategy", "execution_policy").prefetch_related(
         "model_links__entry"
     )
@@ -36,7 +43,31 @@ def session_list(*, lane: str | None = None, status: str | None = None) -> Query
         qs = qs.filter(lane__name=lane)
     if status:
         qs = qs.filter(status=status)
+    if owner:
+        qs = qs.filter(owner=owner)
+    if tag:
+        if connection.features.supports_json_field_contains:
+            qs = qs.filter(tags__contains=[tag])
+        else:  # SQLite: the list's JSON text holds the tag as a quoted string (tags are identifiers)
+            qs = qs.filter(tags__regex=rf'"{re.escape(tag)}"')
+    if strategy:
+        registry_id, _, version = strategy.partition("@")
+        qs = qs.filter(strategy__registry_id=registry_id)
+        if version:
+            qs = qs.filter(strategy__version=version)
+    if text:
+        qs = qs.filter(Q(session_id__icontains=text) | Q(owner__icontains=text) | Q(objective__icontains=text))
     return qs.order_by("lane__name", "session_id")
+
+
+def lane_names() -> list[str]:
+    return list(Lane.objects.order_by("name").values_list("name", flat=True))
+
+
+def strategy_exists(strategy: str) -> bool:
+    registry_id, _, version = strategy.partition("@")
+    qs = RegistryEntry.objects.filter(registry_id=registry_id)
+    return (qs.filter(version=version) if version else qs).exists()
 
 
 def session_get(*, session_id: str) -> PaperSession | None:

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ifns_paper.api_schema import documented
 from telemetry_app.selectors import feed_health_latest
 
 
@@ -28,5 +29,6 @@ class FeedHealthListApi(APIView):
 
     http_method_names = ["get", "head", "options"]
 
+    @documented(operation_id="feeds_list", response=FeedHealthOutput(many=True))
     def get(self, request):
         return Response(FeedHealthOutput(feed_health_latest(), many=True).data)

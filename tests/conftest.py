@@ -72,23 +72,64 @@ def loaded(db, bundle, django_capture_on_commit_callbacks):
     return bundle
 
 
-@pytest.fixture
-def viewer(db, django_user_model):
-    return django_user_model.objects.create_user("victor_viewer", password="pw-viewer-1")
+# Queries a signed-in request makes before a view runs: the Django session, the user, the
+# user's own permissions and its groups' permissions.
+AUTH_QUERIES = 4
 
 
-@pytest.fixture
-def operator(db, django_user_model):
-    from django.contrib.auth.models import Permission
+def role_user(django_user_model, username: str, role: str | None, *, superuser: bool = False):
+    """A user in one role group (``ifns_paper/roles.py``), the groups set up first."""
+    from sessions_app.services.roles import roles_setup, user_roles_set
 
-    user = django_user_model.objects.create_user("olga_operator", password="pw-operator-1")
-    user.user_permissions.add(Permission.objects.get(codename="operate_papersession"))
+    roles_setup()
+    if superuser:
+        user = django_user_model.objects.create_superuser(username, f"{username}@example.invalid", f"pw-{username}")
+    else:
+        user = django_user_model.objects.create_user(username, password=f"pw-{username}")
+    if role is not None:
+        user_roles_set(username=username, roles=[role])
     return user
 
 
 @pytest.fixture
+def viewer(db, django_user_model):
+    return role_user(django_user_model, "victor_viewer", "viewer")
+
+
+@pytest.fixture
+def operator(db, django_user_model):
+    return role_user(django_user_model, "olga_operator", "operator")
+
+
+@pytest.fixture
+def approver(db, django_user_model):
+    return role_user(django_user_model, "april_approver", "approver")
+
+
+@pytest.fixture
 def admin_user(db, django_user_model):
-    return django_user_model.objects.create_superuser("ada_admin", "ada@example.invalid", "pw-admin-1")
+    return role_user(django_user_model, "ada_admin", "admin", superuser=True)
+
+
+def signed_in(user):
+    from django.test import Client
+
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+@pytest.fixture
+def client(viewer):
+    """Django's test client signed in as a viewer: what reading the pages and the API needs.
+    Tests of who may do what make their own clients (tests/api/test_roles.py)."""
+    return signed_in(viewer)
+
+
+@pytest.fixture
+def reader(viewer):
+    """The viewer's client, where a test's ``client`` is something else (a Redis client)."""
+    return signed_in(viewer)
 
 
 def redis_url_with_db(db_index: int) -> str:

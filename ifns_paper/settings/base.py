@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "sessions_app",
     "broker_app",
@@ -118,10 +120,34 @@ CHANNEL_LAYERS = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # Token first: its WWW-Authenticate header makes an anonymous request's refusal a 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sessions_app.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browser, with CSRF on writes
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["ifns_paper.permissions.HasCapability"],  # roles: ifns_paper/roles.py
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "ifns_paper.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "IFNS Paper API",
+    "DESCRIPTION": "Paper trading: sessions, lanes, telemetry, metrics, comparisons, SEL evaluations, "
+                   "promotions. Simulated capital only. Errors: {\"error\": {\"code\", \"message\", "
+                   "\"fields\"}}.",
+    "VERSION": "v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "PREPROCESSING_HOOKS": ["ifns_paper.api_schema.only_v1"],
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from static files: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"SwitchStateEnum": "ifns_paper.api_schema.SWITCH_STATES"},
 }
 
 # --- Celery -------------------------------------------------------------

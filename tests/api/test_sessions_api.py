@@ -16,7 +16,7 @@ from sessions_app.services import session_transition
 from sessions_app.services.events import session_events_append
 from telemetry_app.choices import EventType
 from telemetry_app.models import TelemetryEvent
-from tests.conftest import clone_sessions
+from tests.conftest import AUTH_QUERIES, clone_sessions
 
 SID = "research_fx_momentum_v13"  # paper_research, operator start, momentum_fx 1.3.0
 SHIPPED_SESSIONS = {"gatecheck_fx_momentum_v12", "research_crypto_trend", "research_fx_momentum_v13"}
@@ -36,7 +36,7 @@ def _status(session_id: str = SID) -> str:
 def test_lane_list_shows_both_lanes_with_envelope_and_policy(loaded, client):
     # given the shipped configuration
     # when
-    response = client.get("/api/lanes/")
+    response = client.get("/api/v1/lanes/")
 
     # then
     assert response.status_code == 200
@@ -76,7 +76,7 @@ def test_lane_list_counts_running_sessions(loaded, client):
     session_transition(session_id=SID, action="start", actor="test", reason="go")
 
     # when
-    lanes = {lane["name"]: lane for lane in client.get("/api/lanes/").json()}
+    lanes = {lane["name"]: lane for lane in client.get("/api/v1/lanes/").json()}
 
     # then
     assert (lanes["paper_research"]["n_sessions"], lanes["paper_research"]["n_running"]) == (2, 1)
@@ -87,7 +87,7 @@ def test_lane_list_counts_running_sessions(loaded, client):
 
 
 def test_session_list_shows_the_shipped_sessions(loaded, client):
-    response = client.get("/api/sessions/")
+    response = client.get("/api/v1/sessions/")
 
     assert response.status_code == 200
     sessions = response.json()
@@ -98,7 +98,7 @@ def test_session_list_shows_the_shipped_sessions(loaded, client):
 
 
 def test_session_list_filters_by_lane(loaded, client):
-    response = client.get("/api/sessions/", {"lane": "paper_gatecheck"})
+    response = client.get("/api/v1/sessions/", {"lane": "paper_gatecheck"})
 
     assert response.status_code == 200
     assert [(s["session_id"], s["lane"]) for s in response.json()] == [
@@ -107,14 +107,14 @@ def test_session_list_filters_by_lane(loaded, client):
 
 def test_session_list_filters_by_status(loaded, client):
     # given nothing is running yet
-    assert client.get("/api/sessions/", {"status": "running"}).json() == []
-    assert len(client.get("/api/sessions/", {"status": "scheduled"}).json()) == 3
+    assert client.get("/api/v1/sessions/", {"status": "running"}).json() == []
+    assert len(client.get("/api/v1/sessions/", {"status": "scheduled"}).json()) == 3
 
     # when one session starts
     session_transition(session_id=SID, action="start", actor="test", reason="go")
 
     # then the running filter finds exactly it
-    running = client.get("/api/sessions/", {"status": "running"}).json()
+    running = client.get("/api/v1/sessions/", {"status": "running"}).json()
     assert [s["session_id"] for s in running] == [SID]
 
 
@@ -123,7 +123,7 @@ def test_session_detail_returns_the_definition(loaded, client, settings):
     settings.IFNS_PUBLIC_URL = ""
 
     # when
-    response = client.get(f"/api/sessions/{SID}/")
+    response = client.get(f"/api/v1/sessions/{SID}/")
 
     # then
     assert response.status_code == 200
@@ -148,12 +148,12 @@ def test_session_detail_returns_the_definition(loaded, client, settings):
     assert body["started_at"] is None and body["ended_at"] is None
     assert body["last_event_seq"] == 1  # the registration
     assert body["allowed_actions"] == ["start", "abort"]
-    assert body["links"]["telemetry"] == f"/api/sessions/{SID}/events/"
+    assert body["links"]["telemetry"] == f"/api/v1/sessions/{SID}/events/"
     assert body["links"]["session"] == f"/sessions/{SID}/"
 
 
 def test_session_detail_of_a_gatecheck_session_with_a_backtest_start(loaded, client):
-    body = client.get("/api/sessions/gatecheck_fx_momentum_v12/").json()
+    body = client.get("/api/v1/sessions/gatecheck_fx_momentum_v12/").json()
 
     assert body["lane"] == "paper_gatecheck"
     assert body["strategy"] == "strat.momentum_fx@1.2.0"
@@ -163,10 +163,10 @@ def test_session_detail_of_a_gatecheck_session_with_a_backtest_start(loaded, cli
 
 
 def test_session_detail_of_unknown_session_is_404_naming_it(loaded, client):
-    response = client.get("/api/sessions/no_such_session/")
+    response = client.get("/api/v1/sessions/no_such_session/")
 
     assert response.status_code == 404
-    assert "no_such_session" in response.json()["detail"]
+    assert "no_such_session" in response.json()["error"]["message"]
 
 
 # --- session actions -----------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_session_detail_of_unknown_session_is_404_naming_it(loaded, client):
 def test_anonymous_cannot_act_on_a_session(loaded, client):
     counts = _counts()
 
-    response = client.post(f"/api/sessions/{SID}/actions/", {"action": "start", "reason": "anon"},
+    response = client.post(f"/api/v1/sessions/{SID}/actions/", {"action": "start", "reason": "anon"},
                            content_type="application/json")
 
     assert response.status_code in (401, 403)
@@ -189,12 +189,12 @@ def test_viewer_without_permission_gets_403(loaded, client, viewer):
     counts = _counts()
 
     # when
-    response = client.post(f"/api/sessions/{SID}/actions/", {"action": "start", "reason": "try"},
+    response = client.post(f"/api/v1/sessions/{SID}/actions/", {"action": "start", "reason": "try"},
                            content_type="application/json")
 
     # then
     assert response.status_code == 403
-    assert "operate_papersession" in response.json()["detail"]
+    assert "needs the operator role" in response.json()["error"]["message"]
     assert _status() == "scheduled"
     assert _counts() == counts
 
@@ -207,7 +207,7 @@ def test_operator_starts_a_session(loaded, client, operator, django_capture_on_c
 
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/api/sessions/{SID}/actions/",
+        response = client.post(f"/api/v1/sessions/{SID}/actions/",
                                {"action": "start", "reason": "morning run"},
                                content_type="application/json")
 
@@ -240,16 +240,16 @@ def test_operator_illegal_move_is_409_and_writes_nothing(loaded, client, operato
     counts = _counts()
 
     # when the operator tries to resume it
-    response = client.post(f"/api/sessions/{SID}/actions/", {"action": "resume", "reason": "?"},
+    response = client.post(f"/api/v1/sessions/{SID}/actions/", {"action": "resume", "reason": "?"},
                            content_type="application/json")
 
     # then
     assert response.status_code == 409
     body = response.json()
-    assert "cannot resume" in body["detail"]
-    assert SID in body["detail"]
-    assert body["status"] == "scheduled"
-    assert body["action"] == "resume"
+    assert "cannot resume" in body["error"]["message"]
+    assert SID in body["error"]["message"]
+    assert body["error"]["status"] == "scheduled"
+    assert body["error"]["action"] == "resume"
     assert _status() == "scheduled"
     assert _counts() == counts
 
@@ -258,11 +258,11 @@ def test_operator_bad_action_is_400_naming_the_field(loaded, client, operator):
     client.force_login(operator)
     counts = _counts()
 
-    response = client.post(f"/api/sessions/{SID}/actions/", {"action": "explode"},
+    response = client.post(f"/api/v1/sessions/{SID}/actions/", {"action": "explode"},
                            content_type="application/json")
 
     assert response.status_code == 400
-    assert "action" in response.json()
+    assert "action" in response.json()["error"]["fields"]
     assert _status() == "scheduled"
     assert _counts() == counts
 
@@ -270,29 +270,29 @@ def test_operator_bad_action_is_400_naming_the_field(loaded, client, operator):
 def test_operator_missing_action_is_400(loaded, client, operator):
     client.force_login(operator)
 
-    response = client.post(f"/api/sessions/{SID}/actions/", {"reason": "no action"},
+    response = client.post(f"/api/v1/sessions/{SID}/actions/", {"reason": "no action"},
                            content_type="application/json")
 
     assert response.status_code == 400
-    assert "action" in response.json()
+    assert "action" in response.json()["error"]["fields"]
 
 
 def test_operator_action_on_unknown_session_is_404(loaded, client, operator):
     client.force_login(operator)
     counts = _counts()
 
-    response = client.post("/api/sessions/no_such_session/actions/", {"action": "start"},
+    response = client.post("/api/v1/sessions/no_such_session/actions/", {"action": "start"},
                            content_type="application/json")
 
     assert response.status_code == 404
-    assert "no_such_session" in response.json()["detail"]
+    assert "no_such_session" in response.json()["error"]["message"]
     assert _counts() == counts
 
 
 def test_reason_is_optional(loaded, client, operator):
     client.force_login(operator)
 
-    response = client.post(f"/api/sessions/{SID}/actions/", {"action": "abort"},
+    response = client.post(f"/api/v1/sessions/{SID}/actions/", {"action": "abort"},
                            content_type="application/json")
 
     assert response.status_code == 200
@@ -306,7 +306,7 @@ def test_reason_is_optional(loaded, client, operator):
 
 
 def _events(client, session_id: str = SID, **params):
-    return client.get(f"/api/sessions/{session_id}/events/", params)
+    return client.get(f"/api/v1/sessions/{session_id}/events/", params)
 
 
 def test_backfill_returns_events_after_a_sequence(loaded, client):
@@ -375,21 +375,21 @@ def test_backfill_bad_after_is_400_naming_it(loaded, client):
     response = _events(client, after=-1)
 
     assert response.status_code == 400
-    assert "after" in response.json()
+    assert "after" in response.json()["error"]["fields"]
 
 
 def test_backfill_bad_type_is_400_naming_it(loaded, client):
     response = _events(client, type="not_a_type")
 
     assert response.status_code == 400
-    assert "type" in response.json()
+    assert "type" in response.json()["error"]["fields"]
 
 
 def test_backfill_of_unknown_session_is_404(loaded, client):
     response = _events(client, "no_such_session")
 
     assert response.status_code == 404
-    assert "no_such_session" in response.json()["detail"]
+    assert "no_such_session" in response.json()["error"]["message"]
 
 
 # --- query counts --------------------------------------------------------------------
@@ -397,25 +397,25 @@ def test_backfill_of_unknown_session_is_404(loaded, client):
 
 def test_session_list_query_count_is_bounded_and_flat(loaded, client, django_assert_max_num_queries):
     # given the shipped sessions
-    with django_assert_max_num_queries(6) as few:
-        assert len(client.get("/api/sessions/").json()) == 3
+    with django_assert_max_num_queries(AUTH_QUERIES + 6) as few:
+        assert len(client.get("/api/v1/sessions/").json()) == 3
 
     # when there are more sessions
     clone_sessions(4)
     with CaptureQueriesContext(transaction.get_connection()) as more:
-        assert len(client.get("/api/sessions/").json()) == 7
+        assert len(client.get("/api/v1/sessions/").json()) == 7
 
     # then the same number of queries is needed
     assert len(more) == len(few)
 
 
 def test_lane_list_query_count_is_bounded_and_flat(loaded, client, django_assert_max_num_queries):
-    with django_assert_max_num_queries(6) as few:
-        assert client.get("/api/lanes/").status_code == 200
+    with django_assert_max_num_queries(AUTH_QUERIES + 6) as few:
+        assert client.get("/api/v1/lanes/").status_code == 200
 
     clone_sessions(4)
     with CaptureQueriesContext(transaction.get_connection()) as more:
-        lanes = {lane["name"]: lane for lane in client.get("/api/lanes/").json()}
+        lanes = {lane["name"]: lane for lane in client.get("/api/v1/lanes/").json()}
 
     assert lanes["paper_research"]["n_sessions"] == 6
     assert len(more) == len(few)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from telemetry_app.services import feed_health_record
+from tests.conftest import AUTH_QUERIES
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -55,8 +56,8 @@ def test_overview_without_reports_says_so(loaded, client):
 
 
 def test_api_feeds_returns_the_latest_row_per_feed(reports, client, django_assert_num_queries):
-    with django_assert_num_queries(1):
-        response = client.get("/api/feeds/")
+    with django_assert_num_queries(AUTH_QUERIES + 1):
+        response = client.get("/api/v1/feeds/")
     assert response.status_code == 200
     body = response.json()
     assert [f["feed"] for f in body] == ["binance_spot", "synthetic_fx"]
@@ -69,4 +70,4 @@ def test_api_feeds_returns_the_latest_row_per_feed(reports, client, django_asser
 
 def test_api_feeds_is_read_only(reports, admin_user, client):
     client.force_login(admin_user)
-    assert client.post("/api/feeds/", {}, content_type="application/json").status_code == 405
+    assert client.post("/api/v1/feeds/", {}, content_type="application/json").status_code == 405

@@ -41,19 +41,19 @@ def test_bad_scopes_and_states_are_refused_and_write_nothing(loaded, scope, stat
 
 def test_the_api_needs_an_operator(loaded, client, viewer, operator):
     client.force_login(viewer)
-    assert client.post("/api/killswitches/", {"scope": "global", "state": "halted"},
+    assert client.post("/api/v1/killswitches/", {"scope": "global", "state": "halted"},
                        content_type="application/json").status_code == 403
     client.force_login(operator)
-    response = client.post("/api/killswitches/", {"scope": "global", "state": "reducing", "reason": "vol"},
+    response = client.post("/api/v1/killswitches/", {"scope": "global", "state": "reducing", "reason": "vol"},
                            content_type="application/json")
     assert response.status_code == 200 and response.json()["actor"] == "api:olga_operator"
-    listed = {v["scope"]: v for v in client.get("/api/killswitches/").json()}
+    listed = {v["scope"]: v for v in client.get("/api/v1/killswitches/").json()}
     assert (listed["global"]["state"], listed["global"]["effective"]) == ("reducing", "reducing")
     # every lane is listed, its own switch active, the global one in force
     assert (listed["lane:paper_research"]["state"], listed["lane:paper_research"]["effective"],
             listed["lane:paper_research"]["effective_scope"]) == ("active", "reducing", "global")
-    bad = client.post("/api/killswitches/", {"scope": "lane:x", "state": "halted"}, content_type="application/json")
-    assert bad.status_code == 400 and "scope" in bad.json()["errors"]
+    bad = client.post("/api/v1/killswitches/", {"scope": "lane:x", "state": "halted"}, content_type="application/json")
+    assert bad.status_code == 400 and "scope" in bad.json()["error"]["fields"]
 
 
 def test_list_prints_every_scope_active_when_nothing_was_ever_set(loaded):

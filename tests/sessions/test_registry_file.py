@@ -215,15 +215,15 @@ def test_registry_entries_carry_env_lane_ids_and_links(loaded):
     assert entry["strategy_id"] == "strat.momentum_fx" and entry["portfolio_id"] == "pf_gatecheck_fx"
     assert entry["status"] == "scheduled"
     assert entry["scheduled_start"] == "2026-11-24T08:00:00+00:00"
-    assert entry["links"]["telemetry"] == "/api/sessions/gatecheck_fx_momentum_v12/events/"
+    assert entry["links"]["telemetry"] == "/api/v1/sessions/gatecheck_fx_momentum_v12/events/"
     assert entry["links"] == {
         "session": "/sessions/gatecheck_fx_momentum_v12/",
-        "telemetry": "/api/sessions/gatecheck_fx_momentum_v12/events/",
-        "summary": "/api/sessions/gatecheck_fx_momentum_v12/summary/",
-        "incidents": "/api/sessions/gatecheck_fx_momentum_v12/incidents/",
-        "comparison": "/api/sessions/gatecheck_fx_momentum_v12/comparison/",
-        "sel_evaluations": "/api/sessions/gatecheck_fx_momentum_v12/sel/",
-        "series": "/api/sessions/gatecheck_fx_momentum_v12/series/",
+        "telemetry": "/api/v1/sessions/gatecheck_fx_momentum_v12/events/",
+        "summary": "/api/v1/sessions/gatecheck_fx_momentum_v12/summary/",
+        "incidents": "/api/v1/sessions/gatecheck_fx_momentum_v12/incidents/",
+        "comparison": "/api/v1/sessions/gatecheck_fx_momentum_v12/comparison/",
+        "sel_evaluations": "/api/v1/sessions/gatecheck_fx_momentum_v12/sel/",
+        "series": "/api/v1/sessions/gatecheck_fx_momentum_v12/series/",
     }
 
 
@@ -235,8 +235,8 @@ def test_every_registry_link_answers(loaded, client):
     for name, link in entry["links"].items():
         response = client.get(link)
         if name == "summary":  # nothing to summarise before the session ran
-            assert response.status_code == 404 and "no summary" in response.json()["detail"]
+            assert response.status_code == 404 and "no summary" in response.json()["error"]["message"]
         elif name == "comparison":  # nothing to compare with before a shadow backtest
-            assert response.status_code == 404 and "no shadow backtest yet" in response.json()["detail"]
+            assert response.status_code == 404 and "no shadow backtest yet" in response.json()["error"]["message"]
         else:
             assert response.status_code == 200, (name, link)

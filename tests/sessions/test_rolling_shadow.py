@@ -14,7 +14,6 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.test import Client
 
 from ifns_paper import marketbus
 from ifns_paper.exceptions import ApplicationError, Conflict
@@ -110,14 +109,14 @@ def test_a_roll_that_died_midway_leaves_nothing_behind_for_the_next(loaded, clie
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_stored_comparison_grows_with_the_session_and_completes_with_it(loaded, client):
+def test_the_stored_comparison_grows_with_the_session_and_completes_with_it(loaded, client, reader):
     rolling = start(FX)
     seen: list[dict] = []
 
     def roll_at(k: int) -> None:
         if k in (6, 14):  # of 21 publishes
             assert comparisons_roll() == 1
-            seen.append(Client().get(f"/api/sessions/{FX}/comparison/").json())
+            seen.append(reader.get(f"/api/v1/sessions/{FX}/comparison/").json())
 
     trade([FX], client, after_publish=roll_at)
     first, second = seen
@@ -136,7 +135,7 @@ def test_the_stored_comparison_grows_with_the_session_and_completes_with_it(load
     done = Backtest.objects.get(pk=rolling.pk)
     assert done.status == "completed" and done.params["rolling"] is False and done.finished_at is not None
     assert "missing_tail" not in done.params
-    stored = Client().get(f"/api/sessions/{FX}/comparison/").json()
+    stored = reader.get(f"/api/v1/sessions/{FX}/comparison/").json()
     assert stored["rolling"] is False and stored["until_ns"] >= second["until_ns"]
     assert stored["execution"]["pnl"]["deviation"] == pytest.approx(0.0, abs=1e-6)
     # the SEL evaluation at completion reconciled against the completed rolling shadow
@@ -144,7 +143,7 @@ def test_the_stored_comparison_grows_with_the_session_and_completes_with_it(load
     assert evaluation.comparison["backtest_id"] == rolling.backtest_id
     # a completed rolling shadow is not rolled again
     assert shadows_roll() == [] and Backtest.objects.get(pk=rolling.pk).params == done.params
-    fresh = Client().get(f"/api/sessions/{FX}/comparison/?refresh=true").json()
+    fresh = reader.get(f"/api/v1/sessions/{FX}/comparison/?refresh=true").json()
     assert fresh["computed_at"] > stored["computed_at"]
     out = StringIO()
     call_command("paper_compare", FX, "--stored", stdout=out)

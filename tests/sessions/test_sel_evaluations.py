@@ -8,7 +8,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
 
 from sessions_app.models import ChangeLogEntry, PaperSession, SelEvaluation
 from sessions_app.registry import session_links
@@ -25,7 +24,7 @@ def by_name(row):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_evaluation_on_demand_is_recorded_with_its_event_and_change_log(traded, client):  # noqa: F811
+def test_an_evaluation_on_demand_is_recorded_with_its_event_and_change_log(traded, client, reader):  # noqa: F811
     row = sel_evaluate(session_id=SID, actor="cli:alice")
     # 200 s of market against min 5 days and 200 trades, too few returns for a Sharpe ratio:
     # only the sample is short → extend
@@ -42,7 +41,7 @@ def test_an_evaluation_on_demand_is_recorded_with_its_event_and_change_log(trade
     assert ChangeLogEntry.objects.filter(action="sel_evaluation", target_id=SID, actor="cli:alice").exists()
     # served, and the registry link resolves to it
     link = session_links(SID)["sel_evaluations"]
-    response = Client().get("/" + link.split("://", 1)[-1].split("/", 1)[1])
+    response = reader.get("/" + link.split("://", 1)[-1].split("/", 1)[1])
     assert response.status_code == 200 and response.json()["evaluations"][0]["id"] == row.pk
     out = StringIO()
     call_command("paper_sel", "list", SID, stdout=out)

@@ -63,12 +63,12 @@ def test_steps_write_one_sample_a_second_consistent_with_the_ledger(loaded, bus,
 
     # served by time range, and downsampled on request
     first_ns = ts[0]
-    body = client.get(f"/api/sessions/{SID}/series/?from={first_ns}&to={first_ns + 9 * S}").json()
+    body = client.get(f"/api/v1/sessions/{SID}/series/?from={first_ns}&to={first_ns + 9 * S}").json()
     assert [p["ts_ns"] for p in body["points"]] == ts[:10]
-    body = client.get(f"/api/sessions/{SID}/series/?every=60").json()
+    body = client.get(f"/api/v1/sessions/{SID}/series/?every=60").json()
     assert len(body["points"]) == len({t // (60 * S) for t in ts})
-    bad = client.get(f"/api/sessions/{SID}/series/?from=yesterday")
-    assert bad.status_code == 400 and "from" in bad.json()
+    bad = client.get(f"/api/v1/sessions/{SID}/series/?from=yesterday")
+    assert bad.status_code == 400 and "from" in bad.json()["error"]["fields"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -80,9 +80,9 @@ def test_the_api_and_the_list_command_carry_health(loaded, client, bus):
 
     session_transition(session_id=SID, action="start", actor="t")
     kill_switch_set(scope=f"session:{SID}", state="reducing", actor="cli:ops", reason="check")
-    body = client.get(f"/api/sessions/{SID}/").json()
+    body = client.get(f"/api/v1/sessions/{SID}/").json()
     assert body["health"]["kill_switch"]["state"] == "reducing"
-    listed = {s["session_id"]: s for s in client.get("/api/sessions/").json()}
+    listed = {s["session_id"]: s for s in client.get("/api/v1/sessions/").json()}
     assert listed[SID]["health"]["kill_switch"]["scope"] == f"session:{SID}"
     out = StringIO()
     call_command("paper_session", "list", stdout=out)

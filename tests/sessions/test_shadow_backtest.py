@@ -117,8 +117,7 @@ def test_bad_shadow_requests_are_refused_and_register_nothing(loaded, client, tm
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_comparison_with_a_route_latency_shadow_agrees_and_is_served(loaded, client, monkeypatch):
-    from django.test import Client
+def test_the_comparison_with_a_route_latency_shadow_agrees_and_is_served(loaded, client, reader, monkeypatch):
 
     from sessions_app import steps
     from sessions_app.services.comparisons import comparison_compute
@@ -151,9 +150,9 @@ def test_the_comparison_with_a_route_latency_shadow_agrees_and_is_served(loaded,
         thresholds={"min_reconciliation_correlation": 0.95, "max_reconciliation_dtw": 0.1})
     lane_set = comparison_compute(session_id="research_fx_momentum_v13")["curves"]["thresholds"]
     assert lane_set == {"min_correlation": 0.95, "max_dtw_annualised": 0.1}  # the lane's own
-    response = Client().get("/api/sessions/research_fx_momentum_v13/comparison/")
+    response = reader.get("/api/v1/sessions/research_fx_momentum_v13/comparison/")
     assert response.status_code == 200 and response.json()["backtest_id"] == row.backtest_id
-    assert Client().get("/api/sessions/research_fx_momentum_v13/comparison/?backtest=nope").status_code == 404
+    assert reader.get("/api/v1/sessions/research_fx_momentum_v13/comparison/?backtest=nope").status_code == 404
     out = StringIO()
     call_command("paper_compare", "research_fx_momentum_v13", stdout=out)
     assert "agree (100.0%)" in out.getvalue() and "flags:" in out.getvalue()

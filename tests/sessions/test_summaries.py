@@ -91,14 +91,14 @@ def test_the_summary_of_an_ended_session_is_final(traded, django_capture_on_comm
 
 @pytest.mark.django_db(transaction=True)
 def test_the_api_serves_the_newest_summary_and_the_incidents(traded, client):
-    assert client.get(f"/api/sessions/{SID}/summary/").status_code == 404  # none written yet
+    assert client.get(f"/api/v1/sessions/{SID}/summary/").status_code == 404  # none written yet
     summary_refresh(session_id=SID)
-    body = client.get(f"/api/sessions/{SID}/summary/").json()
+    body = client.get(f"/api/v1/sessions/{SID}/summary/").json()
     assert body["session_id"] == SID and "pnl" in body and "execution" in body
     session_fault(session_id=SID, fault=Fault("run", RuntimeError("model blew up")))
-    incidents = client.get(f"/api/sessions/{SID}/incidents/").json()["incidents"]
+    incidents = client.get(f"/api/v1/sessions/{SID}/incidents/").json()["incidents"]
     assert [i["payload"]["exception"] for i in incidents] == ["RuntimeError"]
-    assert client.get("/api/sessions/nope/summary/").status_code == 404
+    assert client.get("/api/v1/sessions/nope/summary/").status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)
@@ -118,12 +118,12 @@ def test_paper_report_prints_the_summary_with_units(traded):
 @pytest.mark.django_db(transaction=True)
 def test_lane_summary_and_the_promotion_funnel_are_served(traded, client):
     summary_refresh(session_id=SID)
-    lane = client.get("/api/lanes/paper_research/summary/?hours=1").json()
+    lane = client.get("/api/v1/lanes/paper_research/summary/?hours=1").json()
     assert lane["lane"] == "paper_research" and lane["sessions"] == 1
     assert lane["trades"] == lane["by_session"][0]["trades"]
-    assert client.get("/api/lanes/nowhere/summary/").status_code == 404
-    assert client.get("/api/lanes/paper_research/summary/?hours=-1").status_code == 400
-    funnel = {f["lane"]: f for f in client.get("/api/funnel/").json()}
+    assert client.get("/api/v1/lanes/nowhere/summary/").status_code == 404
+    assert client.get("/api/v1/lanes/paper_research/summary/?hours=-1").status_code == 400
+    funnel = {f["lane"]: f for f in client.get("/api/v1/funnel/").json()}
     research = funnel["paper_research"]
     assert research["promotes_to"] == "paper_gatecheck"
     assert research["sessions_by_status"] == {"running": 1, "scheduled": 1}

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
@@ -66,8 +67,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_HEADERS: dict[str, str] = {}  # the API token, once the demo users exist
+
+
 def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+    request = urllib.request.Request(url, headers=_HEADERS)
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback only
         return response.status, response.read().decode()
 
 
@@ -111,7 +116,7 @@ def _with_context(lines: list[str], hits: list[int], around: int = 3) -> str:
 def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    api = f"{base}/api"
+    api = f"{base}/api/v1"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env |= {
         "PORT": str(port),
@@ -148,6 +153,15 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
         assert "PAPER" in body
         assert "paper_research" in body and "paper_gatecheck" in body
         assert "research_fx_momentum_v13" in body and "gatecheck_fx_momentum_v12" in body
+        # the API needs a signed-in user: a token of the demo viewer, as a script would use
+        made = subprocess.run([sys.executable, "manage.py", "paper_token", "create", "viewer", "--name", "soak test"],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        assert made.returncode == 0, made.stdout + made.stderr
+        anonymous = urllib.request.Request(f"{api}/sessions/")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous, timeout=5)  # noqa: S310 - loopback only
+        assert refused.value.code == 401
+        _HEADERS["Authorization"] = f"Token {made.stdout.splitlines()[1]}"
         assert not _faulted(api)
 
         ping = None

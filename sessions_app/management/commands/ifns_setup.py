@@ -15,15 +15,17 @@ from ifns_paper.engine.lifecycle import SessionStatus
 from sessions_app.models import PaperSession
 from sessions_app.services import session_transition
 from sessions_app.services.backtests import shadow_backtest
+from sessions_app.services.roles import roles_setup, user_roles_set
 
-DEMO_USERNAME = "admin"
-DEMO_PASSWORD = "paper-admin"  # dev only: refused unless DEBUG is on
-# A second person for four-eyes promotions in the demo: may approve requests, not its own.
-DEMO_APPROVER, DEMO_APPROVER_PASSWORD = "approver", "paper-approver"
+# One demo user per role (ifns_paper/roles.py), development only: refused unless DEBUG is on.
+# "admin" is also a Django superuser (the Django admin); "approver" approves promotion
+# requests, never its own (four eyes).
+DEMO_USERS = {"viewer": "paper-viewer", "operator": "paper-operator", "approver": "paper-approver",
+              "admin": "paper-admin"}
 
 
 class Command(BaseCommand):
-    help = "Migrate, load the shipped configuration and (DEBUG only) create the demo admin user."
+    help = "Migrate, create the role groups, load the shipped configuration and (DEBUG only) the demo users."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-demo-user", action="store_true")
@@ -33,6 +35,8 @@ class Command(BaseCommand):
     def handle(self, *args, no_demo_user: bool, start_demo: bool, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
+        roles_setup()
+        self.stdout.write("role groups ready: viewer, operator, approver, admin")
         call_command("paper_config", "load", stdout=self.stdout, stderr=self.stderr)
         if start_demo:
             for session in PaperSession.objects.filter(status=SessionStatus.SCHEDULED):
@@ -48,16 +52,16 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             raise CommandError("the demo admin user is for development only (DEBUG is off)")
         users = get_user_model()
-        if not users.objects.filter(username=DEMO_USERNAME).exists():
-            users.objects.create_superuser(DEMO_USERNAME, "admin@example.invalid", DEMO_PASSWORD)
-            self.stdout.write("demo admin user created")
-        if not users.objects.filter(username=DEMO_APPROVER).exists():
-            from django.contrib.auth.models import Permission
-
-            approver = users.objects.create_user(DEMO_APPROVER, "approver@example.invalid", DEMO_APPROVER_PASSWORD)
-            approver.user_permissions.add(Permission.objects.get(codename="approve_promotionrequest"))
-            self.stdout.write("demo approver user created")
+        for role, password in DEMO_USERS.items():
+            if users.objects.filter(username=role).exists():
+                continue
+            if role == "admin":
+                users.objects.create_superuser(role, "admin@example.invalid", password)
+            else:
+                users.objects.create_user(role, f"{role}@example.invalid", password)
+            user_roles_set(username=role, roles=[role])
+            self.stdout.write(f"demo {role} user created")
         self.stdout.write(self.style.WARNING(
-            f"demo admin (development only): username {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}; "
-            f"demo approver: {DEMO_APPROVER!r}, password {DEMO_APPROVER_PASSWORD!r}"
+            "demo users (development only), one per role — username / password: "
+            + ", ".join(f"{u} / {p}" for u, p in DEMO_USERS.items())
         ))
