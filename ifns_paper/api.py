@@ -45,6 +45,8 @@ def _application_code(exc: ApplicationError) -> str:
         return "not_found"
     if isinstance(exc, Conflict):
         return "conflict"
+    if exc.status_code == 403:
+        return "permission_denied"
     return "invalid"
 
 

@@ -16,6 +16,14 @@ from sessions_app.api import (
     SessionSeriesApi,
     SessionSummaryApi,
 )
+from sessions_app.api_promotions import (
+    PromotionApproveApi,
+    PromotionDetailApi,
+    PromotionListApi,
+    PromotionRejectApi,
+    PromotionWithdrawApi,
+    SessionSelEvaluateApi,
+)
 from telemetry_app.feed_api import FeedHealthListApi
 
 app_name = "api"
@@ -35,5 +43,11 @@ urlpatterns = [
     path("sessions/<slug:session_id>/summary/", SessionSummaryApi.as_view(), name="session-summary"),
     path("sessions/<slug:session_id>/comparison/", SessionComparisonApi.as_view(), name="session-comparison"),
     path("sessions/<slug:session_id>/sel/", SessionSelEvaluationsApi.as_view(), name="session-sel-evaluations"),
+    path("sessions/<slug:session_id>/sel/evaluate/", SessionSelEvaluateApi.as_view(), name="session-sel-evaluate"),
+    path("promotions/", PromotionListApi.as_view(), name="promotion-list"),
+    path("promotions/<int:request_id>/", PromotionDetailApi.as_view(), name="promotion-detail"),
+    path("promotions/<int:request_id>/approve/", PromotionApproveApi.as_view(), name="promotion-approve"),
+    path("promotions/<int:request_id>/reject/", PromotionRejectApi.as_view(), name="promotion-reject"),
+    path("promotions/<int:request_id>/withdraw/", PromotionWithdrawApi.as_view(), name="promotion-withdraw"),
     path("sessions/<slug:session_id>/incidents/", SessionIncidentsApi.as_view(), name="session-incidents"),
 ]

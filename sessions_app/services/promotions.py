@@ -58,6 +58,10 @@ class Forbidden(ApplicationError):
     status_code = 403
 
 
+class FourEyes(Conflict):
+    """The requester of a promotion tried to decide it (409: the request's state forbids it)."""
+
+
 def _user(username: str, *, role: str):
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
@@ -286,7 +290,7 @@ def promotion_decide(*, request_id: int, action: str, actor: str, reason: str,
                 raise Forbidden(f"#{request_id}: only its requester ({row.requested_by}) can withdraw it")
         else:
             if actor == row.requested_by:
-                raise Forbidden(f"#{request_id}: four eyes — {actor} asked for it and cannot {act.value} it")
+                raise FourEyes(f"#{request_id}: four eyes — {actor} asked for it and cannot {act.value} it")
             if not user.has_perm(APPROVE_PERMISSION):
                 raise Forbidden(f"#{request_id}: {actor} is not an approver")
         failing = act is RequestAction.APPROVE and row.direction in ("promote", "change") and \

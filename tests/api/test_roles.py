@@ -19,6 +19,7 @@ from tests.conftest import role_user, signed_in
 SID, LANE = "research_fx_momentum_v13", "paper_research"
 READ = {"viewer", "operator", "approver", "admin"}
 OPERATE = {"operator", "admin"}
+APPROVE = {"approver", "admin"}
 OPEN = {"anonymous", *READ}
 
 # name -> method -> the roles allowed (by hand, from the role table)
@@ -38,6 +39,12 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "session-comparison": {"GET": READ},
     "session-sel-evaluations": {"GET": READ},
     "session-incidents": {"GET": READ},
+    "session-sel-evaluate": {"POST": OPERATE},
+    "promotion-list": {"GET": READ, "POST": OPERATE},
+    "promotion-detail": {"GET": READ},
+    "promotion-approve": {"POST": APPROVE},
+    "promotion-reject": {"POST": APPROVE},
+    "promotion-withdraw": {"POST": OPERATE},
 }
 ROLES = ("anonymous", "viewer", "operator", "approver", "admin")
 
@@ -48,7 +55,7 @@ def api_routes() -> dict[str, tuple[str, type]]:
     out = {}
     for p in resolver.url_patterns:
         assert isinstance(p, URLPattern), p
-        kwargs = {k: {"session_id": SID, "lane": LANE}[k] for k in p.pattern.converters}
+        kwargs = {k: {"session_id": SID, "lane": LANE, "request_id": 1}[k] for k in p.pattern.converters}
         out[p.name] = (reverse(f"api:{p.name}", kwargs=kwargs), p.callback.cls)
     return out
 

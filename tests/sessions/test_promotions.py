@@ -17,6 +17,7 @@ from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
 from sessions_app.models import ChangeLogEntry, PaperSession, PromotionRequest, RegistryEntry
 from sessions_app.services.promotions import (
     Forbidden,
+    FourEyes,
     promotion_decide,
     promotion_request,
     session_clone,
@@ -73,10 +74,10 @@ def test_the_full_flow_clones_a_scheduled_gatecheck_session_with_provenance(trad
 @pytest.mark.django_db(transaction=True)
 def test_four_eyes_and_roles_are_enforced_by_the_service(traded, people):  # noqa: F811
     row = request_gatecheck()
-    with pytest.raises(Forbidden, match="four eyes — olga asked for it"):
+    with pytest.raises(FourEyes, match="four eyes — olga asked for it"):
         promotion_decide(request_id=row.pk, action="approve", actor="olga", reason="mine", override_reason="x")
     User.objects.get(username="olga").user_permissions.add(Permission.objects.get(codename="approve_promotionrequest"))
-    with pytest.raises(Forbidden, match="four eyes"):  # even as an approver, never one's own
+    with pytest.raises(FourEyes, match="four eyes"):  # even as an approver, never one's own
         promotion_decide(request_id=row.pk, action="reject", actor="olga", reason="mine")
     User.objects.create_user("carl")
     with pytest.raises(Forbidden, match="carl is not an approver"):
