@@ -5,7 +5,7 @@ the hook that keeps the schema to ``/api/v1/``."""
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
 ERROR_MEANINGS = {
@@ -32,16 +32,24 @@ class ErrorResponse(serializers.Serializer):
     error = ErrorBody()
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", location=OpenApiParameter.HEADER, required=False, type=str,
+    description="repeat the write safely: the same key with the same request within 24 h answers with the first "
+                "response (header Idempotent-Replayed: true); with another request, 409")
+
+
 def documented(*, operation_id: str, response=ANY_OBJECT, query=None, request=None, errors=(),
-               status: int = 200, description: str | None = None):
+               status: int = 200, description: str | None = None, idempotent: bool = False):
     """``extend_schema`` for one endpoint method: ``query`` (a serializer of the query
-    parameters), ``request`` (the body's serializer), ``response`` and the error statuses it
-    can answer with beyond 401 and 403 (always possible)."""
+    parameters), ``request`` (the body's serializer), ``response``, the error statuses it
+    can answer with beyond 401 and 403 (always possible), and whether it takes an
+    ``Idempotency-Key`` (``sessions_app.idempotency``)."""
     responses = {status: response}
-    for code in sorted({401, 403, *errors}):
+    for code in sorted({401, 403, *errors, *((409,) if idempotent else ())}):
         responses[code] = OpenApiResponse(ErrorResponse, description=ERROR_MEANINGS[code])
-    return extend_schema(operation_id=operation_id, parameters=[query] if query is not None else None,
-                         request=request, responses=responses, description=description)
+    parameters = ([query] if query is not None else []) + ([IDEMPOTENCY_KEY] if idempotent else [])
+    return extend_schema(operation_id=operation_id, parameters=parameters or None, request=request,
+                         responses=responses, description=description)
 
 
 def only_v1(endpoints):

@@ -14,6 +14,7 @@ from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus, allowed_actions
 from ifns_paper.exceptions import NotFound
 from sessions_app import dispatch, selectors, services
+from sessions_app.idempotency import idempotent
 from sessions_app.registry import session_links
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import (
@@ -220,7 +221,8 @@ class SessionActionApi(APIView):
         action = serializers.ChoiceField(choices=[a.value for a in OPERATOR_ACTIONS])
         reason = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
 
-    @documented(operation_id="sessions_action", request=Input, response=SessionOutput, errors=(400, 404, 409))
+    @idempotent
+    @documented(operation_id="sessions_action", idempotent=True, request=Input, response=SessionOutput, errors=(400, 404, 409))
     def post(self, request, session_id: str):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -251,7 +253,8 @@ class KillSwitchApi(APIView):
     def get(self, request):
         return Response([v.as_dict() for v in selectors.kill_switch_states()])
 
-    @documented(operation_id="killswitches_set", request=Input, response=KillSwitchSetOutput, errors=(400, 404, 409))
+    @idempotent
+    @documented(operation_id="killswitches_set", idempotent=True, request=Input, response=KillSwitchSetOutput, errors=(400, 404, 409))
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)

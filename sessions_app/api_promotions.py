@@ -13,6 +13,7 @@ from ifns_paper.api_schema import documented
 from ifns_paper.exceptions import NotFound
 from ifns_paper.governance import RequestKind, RequestStatus
 from ifns_paper.roles import Capability
+from sessions_app.idempotency import idempotent
 from sessions_app.models import ChangeLogEntry, PromotionRequest
 from sessions_app.services.promotions import promotion_decide, promotion_request
 from sessions_app.services.sel import sel_evaluate
@@ -96,7 +97,8 @@ class PromotionListApi(APIView):
             rows = rows.filter(session__session_id=query.validated_data["session"])
         return Response([_record(r) for r in rows])
 
-    @documented(operation_id="promotions_create", request=Input, response=PromotionOutput, status=201,
+    @idempotent
+    @documented(operation_id="promotions_create", idempotent=True, request=Input, response=PromotionOutput, status=201,
                 errors=(400, 404, 409))
     def post(self, request):
         data = self.Input(data=request.data)
@@ -136,7 +138,8 @@ class PromotionApproveApi(APIView):
 
     capabilities = {"POST": Capability.APPROVE}
 
-    @documented(operation_id="promotions_approve", request=DecisionInput, response=PromotionDetailOutput,
+    @idempotent
+    @documented(operation_id="promotions_approve", idempotent=True, request=DecisionInput, response=PromotionDetailOutput,
                 errors=(400, 404, 409))
     def post(self, request, request_id: int):
         return _decide(request, request_id, "approve")
@@ -147,7 +150,8 @@ class PromotionRejectApi(APIView):
 
     capabilities = {"POST": Capability.APPROVE}
 
-    @documented(operation_id="promotions_reject", request=DecisionInput, response=PromotionDetailOutput,
+    @idempotent
+    @documented(operation_id="promotions_reject", idempotent=True, request=DecisionInput, response=PromotionDetailOutput,
                 errors=(400, 404, 409))
     def post(self, request, request_id: int):
         return _decide(request, request_id, "reject")
@@ -156,7 +160,8 @@ class PromotionRejectApi(APIView):
 class PromotionWithdrawApi(APIView):
     """POST (its requester, an operator): withdraw it."""
 
-    @documented(operation_id="promotions_withdraw", request=DecisionInput, response=PromotionDetailOutput,
+    @idempotent
+    @documented(operation_id="promotions_withdraw", idempotent=True, request=DecisionInput, response=PromotionDetailOutput,
                 errors=(400, 404, 409))
     def post(self, request, request_id: int):
         return _decide(request, request_id, "withdraw")
@@ -165,7 +170,8 @@ class PromotionWithdrawApi(APIView):
 class SessionSelEvaluateApi(APIView):
     """POST (operator): evaluate the session against its lane's promotion criteria now."""
 
-    @documented(operation_id="sessions_sel_evaluate", request=None, status=201, errors=(404, 409))
+    @idempotent
+    @documented(operation_id="sessions_sel_evaluate", idempotent=True, request=None, status=201, errors=(404, 409))
     def post(self, request, session_id: str):
         row = sel_evaluate(session_id=session_id, actor=request.user.username, trigger="on_demand")
         return Response(row.as_record(), status=status.HTTP_201_CREATED)
