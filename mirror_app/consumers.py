@@ -1,34 +1,105 @@
-"""WebSocket consumers: live telemetry for Mirror pages.
+"""WebSocket consumers: live telemetry for Mirror pages and scripts.
 
-Delivery is at-most-once (Channels); each message carries the session's
-sequence number so a page can backfill a gap from the REST API.
+Routes (``routing.py``): ``/ws/paper/overview/`` (every session, and feed health),
+``/ws/paper/lanes/<lane>/`` (the lane's sessions), ``/ws/paper/sessions/<id>/`` (one
+session). A client signs in with its Django session cookie or, for scripts, ``?token=<API
+token>``; its origin must be an allowed host (``asgi.py``). Without a signed-in user with a
+role the socket is accepted and closed at once with code 4401 (not signed in) or 4403 (no
+role); an unknown lane or session closes with 4404.
+
+Delivery is at-most-once (Channels); each telemetry message carries its session's
+sequence number, so a client that sees a gap, or reconnects, backfills from
+``/api/v1/sessions/<id>/events/?after=<last sequence seen>``. Clients only read: the one
+message they may send is ``{"type": "ping"}`` (answered ``{"type": "pong"}``); anything
+else, malformed or over ``MAX_CLIENT_MESSAGE`` bytes is answered with an error frame and
+the socket stays open.
 """
 
 from __future__ import annotations
 
+import json
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from telemetry_app.broadcast import ALL_SESSIONS_GROUP, FEEDS_GROUP, session_group
+from ifns_paper.roles import Capability, user_can
+from sessions_app import selectors
+from telemetry_app.broadcast import ALL_SESSIONS_GROUP, FEEDS_GROUP, lane_group, session_group
+
+MAX_CLIENT_MESSAGE = 4096
+CLOSE_NOT_SIGNED_IN, CLOSE_NO_ROLE, CLOSE_NOT_FOUND = 4401, 4403, 4404
+
+
+@database_sync_to_async
+def _can_read(user) -> bool:
+    return user_can(user, Capability.READ)
+
+
+@database_sync_to_async
+def _exists(*, session_id: str | None, lane: str | None) -> bool:
+    if session_id is not None:
+        return selectors.session_get(session_id=session_id) is not None
+    if lane is not None:
+        return lane in selectors.lane_names()
+    return True
 
 
 class PaperEventsConsumer(AsyncJsonWebsocketConsumer):
-    """``/ws/paper/`` (all sessions) or ``/ws/paper/sessions/<id>/`` (one)."""
+    """See the module docstring."""
 
     async def connect(self) -> None:
-        session_id = self.scope["url_route"]["kwargs"].get("session_id")
-        self.group = session_group(session_id) if session_id else ALL_SESSIONS_GROUP
-        # the overview (all sessions) also shows feed health
-        self.groups_joined = [self.group] if session_id else [self.group, FEEDS_GROUP]
-        for group in self.groups_joined:
+        self.groups_joined: list[str] = []
+        user = self.scope.get("user")
+        kwargs = self.scope["url_route"]["kwargs"]
+        session_id, lane = kwargs.get("session_id"), kwargs.get("lane")
+        if user is None or not user.is_authenticated:
+            await self._refuse_connection(CLOSE_NOT_SIGNED_IN)
+            return
+        if not await _can_read(user):
+            await self._refuse_connection(CLOSE_NO_ROLE)
+            return
+        if not await _exists(session_id=session_id, lane=lane):
+            await self._refuse_connection(CLOSE_NOT_FOUND)
+            return
+        if session_id is not None:
+            self.groups_joined = [session_group(session_id)]
+        elif lane is not None:
+            self.groups_joined = [lane_group(lane)]
+        else:  # the overview: every session, and feed health
+            self.groups_joined = [ALL_SESSIONS_GROUP, FEEDS_GROUP]
+        for group in self.groups_joined:  # before the accept: nothing pushed after it is missed
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
+    async def _refuse_connection(self, code: int) -> None:
+        """Accepted, then closed with ``code``: a client sees why (a refused handshake says nothing)."""
+        await self.accept()
+        await self.close(code=code)
+
     async def disconnect(self, code) -> None:
-        for group in getattr(self, "groups_joined", []):
+        for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """Clients only read: a ping is answered, anything else refused (the socket stays)."""
+        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE:
+            await self._refuse(f"send text frames of at most {MAX_CLIENT_MESSAGE} bytes")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self._refuse("not JSON")
+            return
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+            return
+        await self._refuse('read-only: the one message a client may send is {"type": "ping"}')
+
+    async def _refuse(self, message: str) -> None:
+        await self.send_json({"type": "error", "error": {"code": "message_refused", "message": message}})
+
     async def telemetry_batch(self, message) -> None:
-        """One group message carries a step's events; the browser gets one frame per event."""
+        """One group message carries a step's events; the client gets one frame per event."""
         for event in message["events"]:
             await self.send_json(event)
 

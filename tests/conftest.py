@@ -127,6 +127,14 @@ def client(viewer):
 
 
 @pytest.fixture
+def viewer_token(viewer) -> str:
+    """An API token of the viewer (``Authorization: Token``, or ``?token=`` on a WebSocket)."""
+    from sessions_app.services.tokens import token_create
+
+    return token_create(username=viewer.username, name="tests", actor="tests")[1]
+
+
+@pytest.fixture
 def reader(viewer):
     """The viewer's client, where a test's ``client`` is something else (a Redis client)."""
     return signed_in(viewer)

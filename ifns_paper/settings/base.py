@@ -119,6 +119,10 @@ CHANNEL_LAYERS = {
     }
 }
 
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes an anonymous request's refusal a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -21,6 +21,9 @@ import pytest
 from tests.conftest import ROOT, redis_url_with_db
 
 CHROMIUM = Path(os.environ.get("IFNS_CHROMIUM", "/usr/bin/chromium"))
+# Screenshots the tests take, to look at after a run (IFNS_SCREENSHOTS to put them elsewhere).
+SCREENSHOTS = Path(os.environ.get("IFNS_SCREENSHOTS", "/tmp/ifns-screenshots"))
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -64,7 +67,7 @@ def served_app(tmp_path_factory):
         "REDIS_URL": redis_url_with_db(12),
     }
     app = ServedApp(url=f"http://127.0.0.1:{port}", env=env)
-    app.manage("ifns_setup", "--no-demo-user")
+    app.manage("ifns_setup")  # with the demo users: the pages need one with a role
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "ifns_paper.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--no-access-log"],
@@ -97,8 +100,14 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, tmp_path):
+def page(browser, served_app, tmp_path):
+    """A browser page signed in as the demo viewer (through the sign-in form)."""
     context = browser.new_context()
     page = context.new_page()
+    page.goto(served_app.url + "/login/")
+    page.fill("#id_username", "viewer")
+    page.fill("#id_password", "paper-viewer")
+    page.click("button[type=submit]")
+    page.wait_for_url(served_app.url + "/")
     yield page
     context.close()

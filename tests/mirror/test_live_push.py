@@ -14,14 +14,15 @@ SID = "research_fx_momentum_v13"
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("path", ["/ws/paper/", f"/ws/paper/sessions/{SID}/"])
-def test_state_change_is_pushed_after_commit(bundle, path):
+@pytest.mark.parametrize("path", ["/ws/paper/", "/ws/paper/overview/", "/ws/paper/lanes/paper_research/",
+                                  f"/ws/paper/sessions/{SID}/"])
+def test_state_change_is_pushed_after_commit(bundle, path, viewer_token):
     from sessions_app.services import config_apply
 
     config_apply(bundle=bundle, actor="test-setup")
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1")])
+        communicator = WebsocketCommunicator(application, f"{path}?token={viewer_token}", headers=[(b"origin", b"http://127.0.0.1")])
         connected, _ = await communicator.connect(timeout=5)
         assert connected
         await sync_to_async(session_transition)(session_id=SID, action="start", actor="t", reason="go")
@@ -37,7 +38,7 @@ def test_state_change_is_pushed_after_commit(bundle, path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rolled_back_change_is_not_pushed(bundle):
+def test_a_rolled_back_change_is_not_pushed(bundle, viewer_token):
     from django.db import transaction
 
     from sessions_app.services import config_apply
@@ -45,7 +46,7 @@ def test_a_rolled_back_change_is_not_pushed(bundle):
     config_apply(bundle=bundle, actor="test-setup")
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/paper/", headers=[(b"origin", b"http://127.0.0.1")])
+        communicator = WebsocketCommunicator(application, f"/ws/paper/?token={viewer_token}", headers=[(b"origin", b"http://127.0.0.1")])
         await communicator.connect(timeout=5)
 
         def start_then_roll_back():

@@ -70,9 +70,9 @@ def test_reports_are_append_only_and_paper_only():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_committed_report_is_pushed_to_the_overview_socket():
+def test_a_committed_report_is_pushed_to_the_overview_socket(viewer_token):
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/paper/", headers=[(b"origin", b"http://127.0.0.1")])
+        communicator = WebsocketCommunicator(application, f"/ws/paper/overview/?token={viewer_token}", headers=[(b"origin", b"http://127.0.0.1")])
         connected, _ = await communicator.connect(timeout=5)
         assert connected
         await sync_to_async(report)(status="stale", detail="quiet")
