@@ -115,7 +115,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        # A consumer waits for its next message with a 5 s blocking pop; redis-py 6+ reads with a 5 s
+        # socket timeout by default, so a quiet socket (no message for 5 s) would die on a read
+        # timeout. The socket timeout is set well above the pop's.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000, "expiry": 60},
     }
 }
 

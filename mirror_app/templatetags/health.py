@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -48,3 +50,10 @@ def fault_badge(health) -> str:
         return _DASH
     return format_html('<span class="status fault" title="{} at {}">{}</span>', health["last_fault"],
                        health["last_fault_at"], health["last_fault"][:60])
+
+
+@register.filter
+def as_json(value) -> str:
+    """A payload as compact JSON, the form the live rows use (``static/js/live.js``); escaped
+    by the template like any text."""
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -1,7 +1,7 @@
 // Live updates for Mirror pages over the Channels WebSocket.
 // Messages are telemetry event records {env, lane, session_id, sequence, type, event_time, payload}
 // and, on the overview, feed health reports {type: "feed_health", feed, status, ...}.
-// Delivery is at-most-once; on reconnect the page reloads to pick up what it missed.
+// Delivery is at-most-once; gaps and reconnects are backfilled from the REST API (below).
 (function () {
   "use strict";
   const indicator = () => document.getElementById("live-status");
@@ -95,22 +95,80 @@
     });
   }
 
+  // Nothing lost: each telemetry message carries its session's sequence number. The page
+  // knows the last one it rendered (data-last-seq); a message further on than the next one
+  // means the socket lost some, and a reconnect may have missed any: those are fetched from
+  // /api/v1/sessions/<id>/events/?after=<last> (the same recipe as ifns_paper/client.py).
+  // Messages are handled one at a time, in arrival order, so a fetch never races them.
+  const lastSeq = new Map();
+  document.querySelectorAll("[data-last-seq]").forEach((el) => {
+    lastSeq.set(el.dataset.session, Number(el.dataset.lastSeq));
+  });
+  let queue = Promise.resolve();
+
+  function prependEventRow(event) {
+    const table = document.querySelector('#events[data-events-of="' + CSS.escape(event.session_id) + '"] tbody');
+    if (!table) return;
+    const row = document.createElement("tr");
+    row.dataset.sequence = String(event.sequence);
+    row.append(text("td", "", String(event.sequence)), text("td", "", event.type),
+      text("td", "", event.event_time.replace("T", " ").slice(0, 19)),
+      (() => { const td = document.createElement("td"); td.append(text("code", "", JSON.stringify(event.payload))); return td; })());
+    const empty = table.querySelector("td[colspan]");
+    if (empty) empty.parentElement.remove();
+    table.prepend(row);
+  }
+
+  function render(event) {
+    if (event.type === "paper_session_state_change") applyStateChange(event);
+    if (event.type === "feed_health") applyFeedHealth(event);
+    if (event.type === "session_health") applyHealth(event);
+    if (event.sequence !== undefined) prependEventRow(event);
+    document.dispatchEvent(new CustomEvent("ifns:event", { detail: event }));
+  }
+
+  async function backfill(sessionId, before) {
+    let after = lastSeq.get(sessionId) || 0;
+    for (;;) {
+      const url = "/api/v1/sessions/" + encodeURIComponent(sessionId) + "/events/?limit=1000&after=" + after;
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const page = await response.json();
+      for (const event of page.events) {
+        if (before !== undefined && event.sequence >= before) return;
+        lastSeq.set(sessionId, event.sequence);
+        render(event);
+      }
+      if (page.events.length < 1000) return;
+      after = page.next_after;
+    }
+  }
+
+  async function handle(event) {
+    if (event.sequence === undefined || event.session_id === undefined) { render(event); return; }
+    const last = lastSeq.get(event.session_id);
+    if (last !== undefined && event.sequence <= last) return;  // fetched already
+    if (last !== undefined && event.sequence > last + 1) await backfill(event.session_id, event.sequence);
+    lastSeq.set(event.session_id, event.sequence);
+    render(event);
+  }
+
   function connect(path, attempt) {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + path);
     socket.onopen = () => {
       setState("connected");
-      if (attempt > 0) window.location.reload();  // backfill what we missed
+      if (attempt > 0) {  // what was published while the socket was down
+        for (const sessionId of lastSeq.keys()) queue = queue.then(() => backfill(sessionId)).catch(() => {});
+      }
     };
     socket.onmessage = (msg) => {
       const event = JSON.parse(msg.data);
-      if (event.type === "paper_session_state_change") applyStateChange(event);
-      if (event.type === "feed_health") applyFeedHealth(event);
-      if (event.type === "session_health") applyHealth(event);
-      document.dispatchEvent(new CustomEvent("ifns:event", { detail: event }));
+      queue = queue.then(() => handle(event)).catch(() => {});
     };
-    socket.onclose = () => {
-      setState("offline");
+    socket.onclose = (closed) => {
+      setState(closed.code === 4401 ? "signed out" : "offline");
+      if (closed.code === 4401 || closed.code === 4403 || closed.code === 4404) return;  // retrying will not help
       const delay = Math.min(30000, 1000 * 2 ** Math.min(attempt, 5));
       setTimeout(() => connect(path, attempt + 1), delay);
     };

@@ -43,6 +43,7 @@ requires_chromium = pytest.mark.skipif(
 class ServedApp:
     url: str
     env: dict
+    log: Path | None = None
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
@@ -68,11 +69,15 @@ def served_app(tmp_path_factory):
     }
     app = ServedApp(url=f"http://127.0.0.1:{port}", env=env)
     app.manage("ifns_setup")  # with the demo users: the pages need one with a role
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ifns_paper.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    # the server's log goes to a file: a pipe nobody reads would fill up and stall it
+    log_path = tmp / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "ifns_paper.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    app.log = log_path
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -81,12 +86,16 @@ def served_app(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"uvicorn did not start: {server.stderr.read().decode()[-2000:]}") from None
+                    raise RuntimeError(f"uvicorn did not start: {log_path.read_text()[-2000:]}") from None
                 time.sleep(0.3)
         yield app
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:  # a socket it still waits on: no need to be gentle
+            server.kill()
+            server.wait(10)
 
 
 @pytest.fixture(scope="module")

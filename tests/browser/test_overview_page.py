@@ -4,10 +4,13 @@ state change made from the shell appearing without a reload."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import requires_chromium
+from tests.browser.conftest import SCREENSHOTS, requires_chromium
+from tests.conftest import ROOT, redis_url_with_db
 
 pytestmark = requires_chromium
 
@@ -78,3 +81,22 @@ def test_a_halted_lane_switch_shows_on_the_overview_rows_live(served_app, page, 
     page.screenshot(path=str(tmp_path / "overview-halted.png"), full_page=True)
     served_app.manage("paper_killswitch", "set", "lane:paper_research", "active", "--reason", "resolved")
     expect(switch).to_have_text("active", timeout=5000)
+
+
+def test_a_lost_push_is_backfilled_on_the_session_page(served_app, page):
+    gate = "gatecheck_fx_momentum_v12"
+    page.goto(served_app.url + f"/sessions/{gate}/")
+    expect(page.locator("#live-status")).to_have_text("live: connected")
+    page.evaluate("window.__not_reloaded = true")
+    # a change whose push goes to another Redis database: the page's socket never hears of it
+    lost = dict(served_app.env, REDIS_URL=redis_url_with_db(13))
+    subprocess.run([sys.executable, "manage.py", "paper_session", "start", gate, "--reason", "lost push"],
+                   cwd=ROOT, env=lost, check=True, capture_output=True)
+    served_app.manage("paper_session", "pause", gate, "--reason", "pushed")
+    rows = page.locator("#events tbody tr")
+    expect(rows).to_have_count(3, timeout=5000)
+    assert [rows.nth(i).get_attribute("data-sequence") for i in range(3)] == ["3", "2", "1"]
+    expect(rows.nth(1)).to_contain_text("lost push")  # fetched from the API, not pushed
+    expect(page.locator(f'tr[data-session="{gate}"] [data-role="status"]')).to_have_text("paused")
+    assert page.evaluate("window.__not_reloaded") is True
+    page.screenshot(path=str(SCREENSHOTS / "session_backfilled.png"), full_page=True)

@@ -14,7 +14,7 @@ from tests.conftest import AUTH_QUERIES, clone_sessions
 SID = "research_fx_momentum_v13"
 SHIPPED_SESSIONS = {"gatecheck_fx_momentum_v12", "research_crypto_trend", "research_fx_momentum_v13"}
 
-_ROW = re.compile(r'<tr data-session="(?P<sid>[^"]+)">(?P<row>.*?)</tr>', re.S)
+_ROW = re.compile(r'<tr data-session="(?P<sid>[^"]+)"[^>]*>(?P<row>.*?)</tr>', re.S)
 _STATUS = re.compile(r'data-role="status">\s*([^<\s]+)\s*<')
 _SECTION = re.compile(r'<section class="lane" id="lane-(?P<lane>[^"]+)".*?</section>', re.S)
 
@@ -125,7 +125,7 @@ def test_session_detail_shows_definition_events_and_change_log(loaded, client):
     assert [(e.sequence, e.event_type) for e in events] == [
         (2, "paper_session_state_change"), (1, "paper_session_state_change")]  # newest first
     events_table = html.split('id="events"', 1)[1].split("</table>", 1)[0]
-    assert events_table.count("<tr><td>") == 2
+    assert re.findall(r"<tr data-sequence=\"(\d+)\">", events_table) == ["2", "1"]  # newest first
     assert "<td>paper_session_state_change</td>" in events_table
 
     changes = [(c.actor, c.action, c.reason) for c in response.context["changes"]]
