@@ -14,8 +14,10 @@ ERROR_MEANINGS = {
     403: "signed in, but the role this needs is missing (the message names it)",
     404: "no such object (the message names it)",
     409: "well formed, but the current state forbids it (illegal transition, four eyes, a gate)",
+    429: "too many writes: retry after the Retry-After header's seconds",
 }
 ANY_OBJECT = OpenApiTypes.OBJECT
+LIST_OF_OBJECTS = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
 SWITCH_STATES = ["active", "reducing", "halted"]  # one enum in the schema (engine.controls.SwitchState)
 
 
@@ -33,23 +35,27 @@ class ErrorResponse(serializers.Serializer):
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", location=OpenApiParameter.HEADER, required=False, type=str,
+    "Idempotency-Key", location=OpenApiParameter.HEADER, required=False,
+    type={"type": "string", "pattern": "^[ -~]{1,200}$"},
     description="repeat the write safely: the same key with the same request within 24 h answers with the first "
                 "response (header Idempotent-Replayed: true); with another request, 409")
 
 
 def documented(*, operation_id: str, response=ANY_OBJECT, query=None, request=None, errors=(),
-               status: int = 200, description: str | None = None, idempotent: bool = False):
+               status: int = 200, description: str | None = None, idempotent: bool = False,
+               public: bool = False):
     """``extend_schema`` for one endpoint method: ``query`` (a serializer of the query
     parameters), ``request`` (the body's serializer), ``response``, the error statuses it
     can answer with beyond 401 and 403 (always possible), and whether it takes an
-    ``Idempotency-Key`` (``sessions_app.idempotency``)."""
+    ``Idempotency-Key`` (``sessions_app.idempotency``); ``public``: open to anyone."""
     responses = {status: response}
-    for code in sorted({401, 403, *errors, *((409,) if idempotent else ())}):
+    for code in sorted({401, 403, *errors, *((400, 409, 429) if idempotent else ())}):
         responses[code] = OpenApiResponse(ErrorResponse, description=ERROR_MEANINGS[code])
     parameters = ([query] if query is not None else []) + ([IDEMPOTENCY_KEY] if idempotent else [])
+    if public:
+        responses = {status: response}
     return extend_schema(operation_id=operation_id, parameters=parameters or None, request=request,
-                         responses=responses, description=description)
+                         responses=responses, description=description, auth=[] if public else None)
 
 
 def only_v1(endpoints):

@@ -6,12 +6,13 @@ from __future__ import annotations
 from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.views.defaults import page_not_found
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ifns_paper.api import error_body
+from ifns_paper.api_schema import documented
 
 
 def legacy_redirect(request, rest: str):
@@ -45,7 +46,7 @@ class ApiRootView(APIView):
 
     capabilities = {"GET": None}
 
-    @extend_schema(responses=inline_serializer("ApiRoot", {
+    @documented(operation_id="api_root", public=True, response=inline_serializer("ApiRoot", {
         "version": serializers.CharField(), "schema": serializers.CharField(), "docs": serializers.CharField(),
         "resources": serializers.DictField(child=serializers.CharField())}))
     def get(self, request):

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ifns_paper.api_schema import documented
+from ifns_paper.api_schema import LIST_OF_OBJECTS, documented
 from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus, allowed_actions
 from ifns_paper.exceptions import NotFound
@@ -84,18 +84,18 @@ class SessionOutput(serializers.Serializer):
     execution_policy = serializers.CharField(source="execution_policy.policy_id")
     feed = serializers.CharField()
     symbols = serializers.JSONField()
-    start_at = serializers.DateTimeField()
-    initial_portfolio = serializers.JSONField()
-    end_duration_s = serializers.IntegerField()
-    end_target = serializers.JSONField()
+    start_at = serializers.DateTimeField(allow_null=True)
+    initial_portfolio = serializers.JSONField(allow_null=True)
+    end_duration_s = serializers.IntegerField(allow_null=True)
+    end_target = serializers.JSONField(allow_null=True)
     benchmark = serializers.CharField()
     tags = serializers.JSONField()
-    started_at = serializers.DateTimeField()
-    paused_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    paused_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
     last_event_seq = serializers.IntegerField()
     last_fault = serializers.CharField()
-    last_fault_at = serializers.DateTimeField()
+    last_fault_at = serializers.DateTimeField(allow_null=True)
     allowed_actions = serializers.SerializerMethodField()
     health = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
@@ -192,7 +192,7 @@ class SessionListApi(APIView):
 
     @documented(operation_id="sessions_list", query=Query, response=SessionOutput(many=True), errors=(400,))
     def get(self, request):
-        query = self.Query(data=request.query_params)
+        query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
         p = query.validated_data
         sessions = list(selectors.session_list(lane=p.get("lane"), status=p.get("status"), owner=p.get("owner"),
@@ -276,7 +276,7 @@ class SessionEventsApi(APIView):
 
     @documented(operation_id="sessions_events", query=Query, response=EventsOutput, errors=(400, 404))
     def get(self, request, session_id: str):
-        query = self.Query(data=request.query_params)
+        query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
         if selectors.session_get(session_id=session_id) is None:
             raise NotFound(f"no paper session {session_id!r}")
@@ -305,7 +305,7 @@ class SessionSeriesApi(APIView):
     class Query(serializers.Serializer):
         from_ = serializers.CharField(required=False)
         to = serializers.CharField(required=False)
-        every = serializers.FloatField(required=False, min_value=1.0)
+        every = serializers.FloatField(required=False, min_value=1.0, max_value=10 * 366 * 86400.0)
 
         def get_fields(self):
             fields = super().get_fields()
@@ -317,6 +317,8 @@ class SessionSeriesApi(APIView):
             from datetime import datetime
 
             if value.lstrip("-").isdigit():
+                if not len(value) <= 20 or not -(2**63) <= int(value) < 2**63:
+                    raise serializers.ValidationError({name: "epoch ns out of range"})
                 return int(value)
             try:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -334,7 +336,7 @@ class SessionSeriesApi(APIView):
 
     @documented(operation_id="sessions_series", query=Query, errors=(400, 404))
     def get(self, request, session_id: str):
-        query = self.Query(data=request.query_params)
+        query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
         if selectors.session_get(session_id=session_id) is None:
             raise NotFound(f"no paper session {session_id!r}")
@@ -374,7 +376,7 @@ class SessionComparisonApi(APIView):
     def get(self, request, session_id: str):
         from sessions_app.services.comparisons import comparison_refresh, comparison_stored
 
-        query = self.Query(data=request.query_params)
+        query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
         fetch = comparison_refresh if query.validated_data["refresh"] else comparison_stored
         return Response(fetch(session_id=session_id, backtest_id=query.validated_data.get("backtest")))
@@ -413,7 +415,7 @@ class LaneSummaryApi(APIView):
     incidents, and each session's key figures."""
 
     class Query(serializers.Serializer):
-        hours = serializers.FloatField(required=False, min_value=0.01)
+        hours = serializers.FloatField(required=False, min_value=0.01, max_value=24 * 366 * 10)
 
     @documented(operation_id="lanes_summary", query=Query, errors=(400, 404))
     def get(self, request, lane: str):
@@ -421,7 +423,7 @@ class LaneSummaryApi(APIView):
 
         from django.utils import timezone
 
-        query = self.Query(data=request.query_params)
+        query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
         hours = query.validated_data.get("hours")
         since = timezone.now() - timedelta(hours=hours) if hours else None
@@ -435,6 +437,6 @@ class PromotionFunnelApi(APIView):
     """GET: per lane, the strategies and models it allows (with their registry status), its
     sessions by status, and each session's progress against the lane's promotion rules."""
 
-    @documented(operation_id="promotion_funnel")
+    @documented(operation_id="promotion_funnel", response=LIST_OF_OBJECTS)
     def get(self, request):
         return Response(selectors.promotion_funnel())

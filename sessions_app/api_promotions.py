@@ -88,7 +88,7 @@ class PromotionListApi(APIView):
 
     @documented(operation_id="promotions_list", query=Query, response=PromotionOutput(many=True), errors=(400,))
     def get(self, request):
-        query = self.Query(data=request.query_params)
+        query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
         rows = _rows()
         if query.validated_data.get("status"):

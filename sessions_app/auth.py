@@ -4,6 +4,8 @@ anonymous request to a protected endpoint gets 401 with ``WWW-Authenticate: Toke
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -12,21 +14,35 @@ from sessions_app.services.tokens import token_user
 KEYWORDS = (b"token", b"bearer")
 
 
+def _failures_key(request) -> str:
+    return f"ifns:token-failures:{request.META.get('REMOTE_ADDR', '?')}"
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """Also throttles guessing: after ``IFNS_TOKEN_FAILURES_PER_MIN`` failed token sign-ins
+    from one address within a minute, its token requests get 429 until the minute is over."""
+
     def authenticate(self, request):
         parts = authentication.get_authorization_header(request).split()
         if not parts or parts[0].lower() not in KEYWORDS:
             return None  # not ours: session authentication may still apply
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Authorization: expected 'Token <key>'")
-        try:
-            key = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Authorization: the key is not ASCII") from None
-        user = token_user(key)
+        key = _failures_key(request)
+        if (cache.get(key) or 0) >= settings.IFNS_TOKEN_FAILURES_PER_MIN:
+            raise exceptions.Throttled(wait=60, detail="too many failed token sign-ins from this address")
+        user = None
+        if len(parts) == 2:
+            try:
+                user = token_user(parts[1].decode("ascii"))
+            except UnicodeDecodeError:
+                user = None
         if user is None:
-            raise exceptions.AuthenticationFailed("invalid or revoked API token")
-        return user, key
+            if not cache.add(key, 1, timeout=60):
+                try:
+                    cache.incr(key)
+                except ValueError:  # expired in between
+                    cache.add(key, 1, timeout=60)
+            raise exceptions.AuthenticationFailed("invalid or revoked API token (Authorization: Token <key>)")
+        return user, parts[1]
 
     def authenticate_header(self, request) -> str:
         return 'Token realm="api"'

@@ -33,6 +33,14 @@ def pytest_unconfigure(config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_throttle_counts():
+    """Throttle counts (the test cache) start empty in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, settings):
     """Registry exports and other generated files go to a per-test folder."""
     settings.IFNS_DATA_DIR = tmp_path / "data"

@@ -140,6 +140,19 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
                                  "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Writes per user (reads are not throttled); failed token sign-ins per address: sessions_app/auth.py
+    "DEFAULT_THROTTLE_CLASSES": ["ifns_paper.throttles.WriteThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"writes": env_str("IFNS_API_WRITE_RATE", "120/min")},
+}
+IFNS_TOKEN_FAILURES_PER_MIN = env_int("IFNS_TOKEN_FAILURES_PER_MIN", 20, minimum=1)
+
+# The cache holds throttle counts: in Redis, so that every web process counts together.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ifns:cache",
+    }
 }
 
 SPECTACULAR_SETTINGS = {

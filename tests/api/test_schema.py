@@ -26,7 +26,7 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
         "type": "apiKey", "in": "header", "name": "Authorization",
         "description": "`Token <key>`; a key comes from `manage.py paper_token create USER`"}
     action = schema["paths"]["/api/v1/sessions/{session_id}/actions/"]["post"]
-    assert set(action["responses"]) == {"200", "400", "401", "403", "404", "409"}
+    assert set(action["responses"]) == {"200", "400", "401", "403", "404", "409", "429"}
     error = schema["components"]["schemas"]["ErrorResponse"]
     assert error["properties"]["error"]["$ref"].endswith("/ErrorBody")
     ids = [op["operationId"] for methods in schema["paths"].values() for op in methods.values()]

@@ -161,7 +161,7 @@ def test_ifns_setup_is_idempotent(capsys, settings):
     call_command("ifns_setup")
     second = capsys.readouterr().out
     assert "26 created" in first and "0 created, 0 updated, 26 unchanged" in second
-    assert "username 'admin'" in second and "demo approver: 'approver'" in second
+    assert "admin / paper-admin" in second and "approver / paper-approver" in second
     assert "demo approver user created" in first and "demo approver user created" not in second
     from django.contrib.auth.models import User
 
