@@ -160,3 +160,18 @@ def summary_enqueue(session_id: str) -> None:
         import logging
 
         logging.getLogger(__name__).warning("could not queue the summary of %s", session_id, exc_info=True)
+
+
+def workers_status(*, timeout: float = 1.0) -> dict:
+    """The Celery workers that answer a ping within ``timeout`` seconds, and the tasks waiting
+    in each queue (the general one and every step shard's)."""
+    from ifns_paper.celery import app
+
+    try:
+        replies = app.control.ping(timeout=timeout) or []
+    except Exception as exc:  # noqa: BLE001 - the broker is down: say so
+        return {"workers": [], "queues": {}, "error": f"{type(exc).__name__}: {exc}"}
+    client = redis_client()
+    queues = ["celery", *(step_queue(i) for i in range(settings.IFNS_STEP_SHARDS))]
+    return {"workers": sorted(name for reply in replies for name in reply),
+            "queues": {q: client.llen(q) for q in queues}}

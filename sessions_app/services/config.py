@@ -20,7 +20,7 @@ from broker_app.services import execution_config_apply
 from ifns_paper.config import ConfigBundle
 from ifns_paper.config.schema import FromBacktest, LanePolicySpec, SessionDefinition
 from ifns_paper.engine.lifecycle import SessionStatus
-from ifns_paper.exceptions import Conflict, NotFound
+from ifns_paper.exceptions import Conflict, NotFound, ValidationFailed
 from sessions_app.models import (
     Lane,
     LanePolicy,
@@ -255,3 +255,39 @@ def session_register(*, bundle: ConfigBundle, session_id: str, actor: str, reaso
                                   actor=actor, reason=reason or "register session")
         transaction.on_commit(registry_export_after_commit)
     return session
+
+
+BODY_LABEL = "request body"
+
+
+def session_register_text(*, text: str, actor: str, reason: str = "") -> PaperSession:
+    """Register a session from a definition given as text (YAML, or JSON — YAML reads it),
+    validated exactly like a ``paper_session register`` file against the configuration
+    directory. Every problem comes back as ``request body:LINE: path: message`` (in
+    ``problems``) and by field path (in ``fields``); nothing is written then."""
+    import tempfile
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from ifns_paper.config import ConfigError, load_config_dir
+
+    with tempfile.TemporaryDirectory(prefix="ifns-session-") as tmp:
+        path = Path(tmp) / "session_request.yaml"
+        path.write_text(text)
+        try:
+            bundle = load_config_dir(Path(settings.IFNS_CONFIG_DIR), extra_session_files=[path])
+        except ConfigError as exc:
+            ours = [p for p in exc.problems if Path(p.file).resolve() == path.resolve()] or exc.problems
+            fields: dict[str, list[str]] = {}
+            for p in ours:
+                fields.setdefault(p.path or "definition", []).append(p.message)
+            shown = [str(p).replace(str(path), BODY_LABEL) for p in ours]
+            error = ValidationFailed("the session definition is invalid: " + "; ".join(shown), fields)
+            error.extra["problems"] = shown
+            raise error from None
+        session_id = next(sid for sid, (label, _) in bundle.sessions.items()
+                          if Path(label).resolve() == path.resolve() or label == str(path))
+        if PaperSession.objects.filter(session_id=session_id).exists():
+            raise Conflict(f"session_id: a session {session_id!r} exists already")
+        return session_register(bundle=bundle, session_id=session_id, actor=actor, reason=reason)

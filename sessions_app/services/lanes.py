@@ -97,3 +97,39 @@ def lane_policy_update(*, lane: str, values: dict, actor: str, reason: str) -> L
         changelog_record(actor=actor, action="lane_policy_update", target_type="lane_policy",
                          target_id=lane, reason=reason, before=before, after=new)
     return policy
+
+
+ENVELOPE_FIELDS = ("max_order_notional", "max_position_notional_per_symbol", "max_gross_exposure", "max_net_exposure",
+                   "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")
+POLICY_FIELDS = ("allowed_strategies", "allowed_models", "promotes_to", "min_days", "min_trades", "max_breaches",
+                 "thresholds", "cooldown_max_breaches", "cooldown_window_s", "cooldown_duration_s", "cooldown_max_loss")
+
+
+def _changed(current: dict, changes: dict, fields: tuple[str, ...], what: str) -> dict:
+    unknown = sorted(set(changes) - set(fields))
+    if unknown:
+        raise ValidationFailed(f"invalid {what}", {k: [f"not a {what} field ({', '.join(fields)})"] for k in unknown})
+    if not changes:
+        raise ValidationFailed(f"invalid {what}", {"values": ["give at least one field to change"]})
+    return {**current, **changes}
+
+
+def risk_envelope_patch(*, lane: str, changes: dict, actor: str, reason: str) -> RiskEnvelope:
+    """Change some fields of a lane's envelope: the whole envelope after the change is
+    validated like ``paper.yaml``'s, then written (``risk_envelope_update``)."""
+    envelope = RiskEnvelope.objects.filter(lane__name=lane).first()
+    if envelope is None:
+        raise NotFound(f"no lane {lane!r}")
+    current = {f: getattr(envelope, f) for f in ENVELOPE_FIELDS}
+    return risk_envelope_update(lane=lane, values=_changed(current, changes, ENVELOPE_FIELDS, "risk envelope"),
+                                actor=actor, reason=reason)
+
+
+def lane_policy_patch(*, lane: str, changes: dict, actor: str, reason: str) -> LanePolicy:
+    """Change some fields of a lane's policy, validated whole like ``paper.yaml``'s."""
+    policy = LanePolicy.objects.filter(lane__name=lane).first()
+    if policy is None:
+        raise NotFound(f"no lane {lane!r}")
+    current = {f: getattr(policy, f) for f in POLICY_FIELDS}
+    return lane_policy_update(lane=lane, values=_changed(current, changes, POLICY_FIELDS, "lane policy"),
+                              actor=actor, reason=reason)

@@ -20,6 +20,7 @@ SID, LANE = "research_fx_momentum_v13", "paper_research"
 READ = {"viewer", "operator", "approver", "admin"}
 OPERATE = {"operator", "admin"}
 APPROVE = {"approver", "admin"}
+ADMIN = {"admin"}
 OPEN = {"anonymous", *READ}
 
 # name -> method -> the roles allowed (by hand, from the role table)
@@ -30,7 +31,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "promotion-funnel": {"GET": READ},
     "feed-list": {"GET": READ},
     "killswitches": {"GET": READ, "POST": OPERATE},
-    "session-list": {"GET": READ},
+    "session-list": {"GET": READ, "POST": OPERATE},
     "session-detail": {"GET": READ},
     "session-action": {"POST": OPERATE},
     "session-events": {"GET": READ},
@@ -40,6 +41,16 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "session-sel-evaluations": {"GET": READ},
     "session-incidents": {"GET": READ},
     "session-sel-evaluate": {"POST": OPERATE},
+    "lane-detail": {"GET": READ},
+    "lane-envelope": {"PATCH": ADMIN},
+    "lane-policy": {"PATCH": ADMIN},
+    "session-orders": {"GET": READ},
+    "session-fills": {"GET": READ},
+    "session-positions": {"GET": READ},
+    "session-clone": {"POST": OPERATE},
+    "session-tag": {"POST": OPERATE},
+    "changelog": {"GET": READ},
+    "system-health": {"GET": READ},
     "promotion-list": {"GET": READ, "POST": OPERATE},
     "promotion-detail": {"GET": READ},
     "promotion-approve": {"POST": APPROVE},
