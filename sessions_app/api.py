@@ -266,11 +266,20 @@ class KillSwitchApi(APIView):
 
 
 class SessionEventsApi(APIView):
-    """GET ``?after=<sequence>&type=<event type>&limit=<n>``: a session's telemetry, oldest first."""
+    """GET ``?after=<sequence>&until=<sequence>&type=&symbol=&since=&before=&limit=``: a
+    session's telemetry, oldest first, keyset-paged by sequence (``next_after`` goes in the
+    next request's ``after``: every page costs the same however deep). ``symbol`` matches
+    the payload's symbol; ``since`` / ``before`` bound the event time (ISO 8601 with a time
+    zone). A client that missed pushed events backfills with ``after``."""
 
     class Query(serializers.Serializer):
-        after = serializers.IntegerField(min_value=0, required=False, default=0)
+        after = serializers.IntegerField(min_value=0, max_value=2**62, required=False, default=0)
+        until = serializers.IntegerField(min_value=0, max_value=2**62, required=False,
+                                         help_text="the last sequence wanted (inclusive)")
         type = serializers.ChoiceField(choices=EventType.choices, required=False)
+        symbol = serializers.RegexField(r"^[A-Za-z0-9._:/-]{1,32}$", required=False)
+        since = serializers.DateTimeField(required=False, help_text="event time at or after")
+        before = serializers.DateTimeField(required=False, help_text="event time before")
         limit = serializers.IntegerField(min_value=1, max_value=MAX_EVENTS_PAGE, required=False,
                                          default=MAX_EVENTS_PAGE)
 
@@ -280,20 +289,13 @@ class SessionEventsApi(APIView):
         query.is_valid(raise_exception=True)
         if selectors.session_get(session_id=session_id) is None:
             raise NotFound(f"no paper session {session_id!r}")
-        params = query.validated_data
-        events = list(
-            events_for_session(session_id=session_id, after=params["after"], event_type=params.get("type"))[
-                : params["limit"]
-            ]
-        )
-        return Response(
-            {
-                "session_id": session_id,
-                "env": "paper",
-                "events": [e.as_record(session_id) for e in events],
-                "next_after": events[-1].sequence if events else params["after"],
-            }
-        )
+        p = query.validated_data
+        events = list(events_for_session(session_id=session_id, after=p["after"], event_type=p.get("type"),
+                                         until=p.get("until"), symbol=p.get("symbol"), since=p.get("since"),
+                                         before=p.get("before"))[: p["limit"]])
+        return Response({"session_id": session_id, "env": "paper",
+                         "events": [e.as_record(session_id) for e in events],
+                         "next_after": events[-1].sequence if events else p["after"]})
 
 
 class SessionSeriesApi(APIView):

@@ -7,11 +7,21 @@ from django.db.models import F, Max, QuerySet
 from telemetry_app.models import EquitySample, FeedHealthEvent, SessionSummary, TelemetryEvent
 
 
-def events_for_session(*, session_id: str, after: int = 0, event_type: str | None = None) -> QuerySet[TelemetryEvent]:
-    """Events of one session with a sequence number above ``after``, oldest first."""
+def events_for_session(*, session_id: str, after: int = 0, event_type: str | None = None, until: int | None = None,
+                       symbol: str | None = None, since=None, before=None) -> QuerySet[TelemetryEvent]:
+    """Events of one session with a sequence number above ``after`` (up to ``until``), of
+    ``event_type``, about ``symbol`` (the payload's), in [``since``, ``before``), oldest first."""
     qs = TelemetryEvent.objects.filter(session__session_id=session_id, sequence__gt=after)
+    if until is not None:
+        qs = qs.filter(sequence__lte=until)
     if event_type:
         qs = qs.filter(event_type=event_type)
+    if symbol:
+        qs = qs.filter(payload__symbol=symbol)
+    if since is not None:
+        qs = qs.filter(event_time__gte=since)
+    if before is not None:
+        qs = qs.filter(event_time__lt=before)
     return qs.order_by("sequence")
 
 

@@ -121,3 +121,28 @@ def test_change_log_and_system_health(operator):
     assert SID in health["sessions"] and "step_lag_ms" in health["sessions"][SID]
     assert set(health["workers"]["queues"]) >= {"celery", "steps.0"}
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_filter_by_type_symbol_time_and_sequence(traded, django_user_model):  # noqa: F811
+    from telemetry_app.models import TelemetryEvent
+
+    reader = signed_in(role_user(django_user_model, "vera", "viewer"))
+    stored = list(TelemetryEvent.objects.filter(session__session_id=SID).order_by("sequence"))
+    fills = [e for e in stored if e.event_type == "order_filled"]
+    symbol = fills[0].payload["symbol"]
+
+    def seqs(query: str) -> list[int]:
+        response = reader.get(f"/api/v1/sessions/{SID}/events/?{query}")
+        assert response.status_code == 200, response.json()
+        return [e["sequence"] for e in response.json()["events"]]
+
+    assert seqs(f"type=order_filled&symbol={symbol}") == [e.sequence for e in fills
+                                                           if e.payload["symbol"] == symbol]
+    assert seqs("after=3&until=7") == [4, 5, 6, 7]
+    middle = stored[len(stored) // 2].event_time
+    since = middle.isoformat().replace("+00:00", "Z")
+    assert seqs(f"since={since}&limit=1000") == [e.sequence for e in stored if e.event_time >= middle][:1000]
+    assert seqs(f"before={since}&limit=1000") == [e.sequence for e in stored if e.event_time < middle][:1000]
+    bad = reader.get(f"/api/v1/sessions/{SID}/events/?since=yesterday")
+    assert bad.status_code == 400 and "since" in bad.json()["error"]["fields"]
