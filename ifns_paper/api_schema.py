@@ -8,6 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
+from ifns_paper.governance import RequestKind, RequestStatus
+
 ERROR_MEANINGS = {
     400: "invalid input: `fields` names each bad field (path) with its messages",
     401: "not signed in, or no valid API token (`WWW-Authenticate: Token`)",
@@ -19,6 +21,11 @@ ERROR_MEANINGS = {
 ANY_OBJECT = OpenApiTypes.OBJECT
 LIST_OF_OBJECTS = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
 SWITCH_STATES = ["active", "reducing", "halted"]  # one enum in the schema (engine.controls.SwitchState)
+# One named enum each in the schema (ENUM_NAME_OVERRIDES): the values of the choices they stand for.
+PROMOTION_KINDS = [k.value for k in RequestKind]
+PROMOTION_STATUSES = [s.value for s in RequestStatus]
+BACKTEST_KINDS = ["shadow", "imported", "live"]
+BACKTEST_STATUSES = ["running", "completed", "failed"]
 
 
 class ErrorBody(serializers.Serializer):

@@ -15,6 +15,12 @@ from sessions_app.api import (
     SessionSeriesApi,
     SessionSummaryApi,
 )
+from sessions_app.api_backtests import (
+    BacktestDetailApi,
+    BacktestImportApi,
+    BacktestListApi,
+    BacktestShadowApi,
+)
 from sessions_app.api_manage import (
     ChangeLogApi,
     LaneDetailApi,
@@ -71,5 +77,9 @@ urlpatterns = [
     path("sessions/<slug:session_id>/clone/", SessionCloneApi.as_view(), name="session-clone"),
     path("sessions/<slug:session_id>/tags/", SessionTagApi.as_view(), name="session-tag"),
     path("changelog/", ChangeLogApi.as_view(), name="changelog"),
+    path("backtests/", BacktestListApi.as_view(), name="backtest-list"),
+    path("backtests/shadow/", BacktestShadowApi.as_view(), name="backtest-shadow"),
+    path("backtests/import/", BacktestImportApi.as_view(), name="backtest-import"),
+    path("backtests/<slug:backtest_id>/", BacktestDetailApi.as_view(), name="backtest-detail"),
     path("system/health/", SystemHealthApi.as_view(), name="system-health"),
 ]

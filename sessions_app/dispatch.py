@@ -175,3 +175,13 @@ def workers_status(*, timeout: float = 1.0) -> dict:
     queues = ["celery", *(step_queue(i) for i in range(settings.IFNS_STEP_SHARDS))]
     return {"workers": sorted(name for reply in replies for name in reply),
             "queues": {q: client.llen(q) for q in queues}}
+
+
+SHADOW_TASK = "sessions_app.tasks.shadow_backtest_run"
+
+
+def shadow_enqueue(backtest_id: str) -> None:
+    """Queue a registered one-shot shadow backtest for the general worker."""
+    from ifns_paper.celery import app
+
+    app.send_task(SHADOW_TASK, args=(backtest_id,))

@@ -93,6 +93,19 @@ def comparisons_roll() -> int:
 
 
 @shared_task(ignore_result=True)
+def shadow_backtest_run(backtest_id: str) -> str:
+    """A one-shot shadow backtest queued by the API: run it; its row says how it ended."""
+    from ifns_paper.exceptions import ApplicationError
+    from sessions_app.services.backtests import shadow_run
+
+    try:
+        return shadow_run(backtest_id=backtest_id).status
+    except ApplicationError as exc:  # recorded on the row as failed, with this message
+        log.warning("shadow backtest %s failed: %s", backtest_id, exc.message)
+        return "failed"
+
+
+@shared_task(ignore_result=True)
 def summary_refresh(session_id: str) -> bool:
     """After a session's state change: its summary (final once it ended, then its SEL
     evaluation when it completed)."""

@@ -46,6 +46,7 @@ def _isolated_data_dir(tmp_path, settings):
     settings.IFNS_DATA_DIR = tmp_path / "data"
     settings.IFNS_REGISTRY_DIR = tmp_path / "data" / "registry"
     settings.IFNS_RECORDINGS_DIR = tmp_path / "data" / "recordings"
+    settings.IFNS_IMPORTS_DIR = tmp_path / "data" / "imports"
     return settings.IFNS_DATA_DIR
 
 

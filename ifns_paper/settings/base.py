@@ -167,7 +167,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from static files: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SwitchStateEnum": "ifns_paper.api_schema.SWITCH_STATES"},
+    "ENUM_NAME_OVERRIDES": {
+        "SwitchStateEnum": "ifns_paper.api_schema.SWITCH_STATES",
+        "BacktestKindEnum": "ifns_paper.api_schema.BACKTEST_KINDS",
+        "BacktestStatusEnum": "ifns_paper.api_schema.BACKTEST_STATUSES",
+        "PromotionKindEnum": "ifns_paper.api_schema.PROMOTION_KINDS",
+        "PromotionStatusEnum": "ifns_paper.api_schema.PROMOTION_STATUSES",
+    },
 }
 
 # --- Celery -------------------------------------------------------------
@@ -198,6 +204,8 @@ IFNS_RISK_FREE_ANNUAL = env_float("IFNS_RISK_FREE_ANNUAL", 0.0, minimum=-0.99)
 # Market-data recordings: every feed process also writes what it publishes to hourly
 # segments under IFNS_RECORDINGS_DIR/<feed>/ (ifns_paper.feeds.recorder), kept for
 # IFNS_RECORDING_RETENTION_HOURS; shadow backtests replay them. IFNS_RECORD_FEEDS=0: off.
+# Results folders (canonical format) the API may import: only from under here.
+IFNS_IMPORTS_DIR = env_path("IFNS_IMPORTS_DIR", IFNS_DATA_DIR / "imports", base=BASE_DIR)
 IFNS_RECORD_FEEDS = env_bool("IFNS_RECORD_FEEDS", True)
 IFNS_RECORDINGS_DIR = env_path("IFNS_RECORDINGS_DIR", IFNS_DATA_DIR / "recordings", base=BASE_DIR)
 IFNS_RECORDING_RETENTION_HOURS = env_float("IFNS_RECORDING_RETENTION_HOURS", 72.0, minimum=1.0)

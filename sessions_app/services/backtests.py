@@ -88,11 +88,21 @@ def shadow_backtest(*, session_id: str, actor: str, latency: str = "zero", rolli
     shadow), ``ApplicationError`` for a bad latency mode or when its feed has no recording
     covering what it read. A run that fails midway is registered ``failed`` with its error
     (and re-raised); its partial files are removed."""
+    if rolling:
+        if latency not in LATENCY_MODES:
+            raise ApplicationError(f"latency: expected one of {', '.join(LATENCY_MODES)}, got {latency!r}")
+        return _rolling_register(_session(session_id), actor=actor, latency=latency)
+    row = shadow_register(session_id=session_id, actor=actor, latency=latency)
+    return shadow_run(backtest_id=row.backtest_id)
+
+
+def shadow_register(*, session_id: str, actor: str, latency: str = "zero") -> Backtest:
+    """Check and register a one-shot shadow backtest (``running``), to be run by
+    ``shadow_run`` — now (``shadow_backtest``) or by a worker (the API). Raises as
+    ``shadow_backtest`` does; nothing is registered then."""
     if latency not in LATENCY_MODES:
         raise ApplicationError(f"latency: expected one of {', '.join(LATENCY_MODES)}, got {latency!r}")
     session = _session(session_id)
-    if rolling:
-        return _rolling_register(session, actor=actor, latency=latency)
     if session.started_at is None:
         raise Conflict(f"{session_id}: never started, so there is no live window to shadow")
     checkpoint = getattr(session, "checkpoint", None)
@@ -108,18 +118,29 @@ def shadow_backtest(*, session_id: str, actor: str, latency: str = "zero", rolli
     skip = paused_stretches(session)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
     backtest_id = f"shadow-{session_id}-{latency}-{stamp}"[:120]
-    out_rel = Path("backtests") / backtest_id
-    out = Path(settings.IFNS_DATA_DIR) / out_rel
     params = {"latency": latency, "feed": session.feed, "symbols": list(session.symbols), "after_entry": after,
               "until_entry": until, "skipped": skip, "session_started_at": session.started_at.isoformat(),
               "recordings": str(root / session.feed)}
     with transaction.atomic():
         row = Backtest.objects.create(backtest_id=backtest_id, kind=Backtest.Kind.SHADOW, session=session,
-                                      strategy=session.strategy, params=params, out_dir=str(out_rel),
-                                      created_by=actor)
+                                      strategy=session.strategy, params=params,
+                                      out_dir=str(Path("backtests") / backtest_id), created_by=actor)
         changelog_record(actor=actor, action="backtest_shadow", target_type="paper_session", target_id=session_id,
                          reason=f"shadow backtest ({latency} latency)", after={"backtest_id": backtest_id, **params})
-    engine = build_engine(session, zero_latency=latency == "zero")
+    return row
+
+
+def shadow_run(*, backtest_id: str) -> Backtest:
+    """Run a registered one-shot shadow backtest (``shadow_register``) to completion: its
+    row ends ``completed`` with its summary, or ``failed`` with the error (re-raised)."""
+    row = Backtest.objects.select_related("session").get(backtest_id=backtest_id)
+    if row.status != Backtest.Status.RUNNING or row.params.get("rolling"):
+        return row
+    session = _session(row.session.session_id)
+    session_id, params = session.session_id, dict(row.params)
+    after, until, skip = params["after_entry"], params["until_entry"], [tuple(x) for x in params["skipped"]]
+    root, out = Path(settings.IFNS_RECORDINGS_DIR), backtest_files(row)
+    engine = build_engine(session, zero_latency=params["latency"] == "zero")
     items = stream_items(root, session.feed, symbols=set(session.symbols), after_id=after, until_id=until,
                          skip=skip)
     try:

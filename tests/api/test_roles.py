@@ -51,6 +51,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "session-tag": {"POST": OPERATE},
     "changelog": {"GET": READ},
     "system-health": {"GET": READ},
+    "backtest-list": {"GET": READ},
+    "backtest-detail": {"GET": READ},
+    "backtest-shadow": {"POST": OPERATE},
+    "backtest-import": {"POST": OPERATE},
     "promotion-list": {"GET": READ, "POST": OPERATE},
     "promotion-detail": {"GET": READ},
     "promotion-approve": {"POST": APPROVE},
@@ -66,7 +70,7 @@ def api_routes() -> dict[str, tuple[str, type]]:
     out = {}
     for p in resolver.url_patterns:
         assert isinstance(p, URLPattern), p
-        kwargs = {k: {"session_id": SID, "lane": LANE, "request_id": 1}[k] for k in p.pattern.converters}
+        kwargs = {k: {"session_id": SID, "lane": LANE, "request_id": 1, "backtest_id": "bt-1"}[k] for k in p.pattern.converters}
         out[p.name] = (reverse(f"api:{p.name}", kwargs=kwargs), p.callback.cls)
     return out
 
