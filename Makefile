@@ -32,6 +32,7 @@ bench: $(STAMP) $(if $(PEERS),$(PEERS_STAMP),)  ## quotes/s of the Paper Broker 
 	$(PY) -m bench.recorder_bench
 	$(PY) -m bench.compare_bench
 	$(PY) -m bench.rolling_bench
+	$(PY) -m bench.api_bench
 
 $(PEERS_STAMP): pyproject.toml
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)

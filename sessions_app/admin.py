@@ -16,6 +16,7 @@ from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionAction
 from ifns_paper.exceptions import ApplicationError
 from sessions_app import services
 from sessions_app.models import (
+    ApiToken,
     ChangeLogEntry,
     KillSwitch,
     Lane,
@@ -27,6 +28,7 @@ from sessions_app.models import (
     SessionModel,
 )
 from sessions_app.services.controls import kill_switch_validate
+from sessions_app.services.tokens import token_create, token_revoke
 
 ENVELOPE_FIELDS = [
     "max_order_notional",
@@ -281,3 +283,44 @@ class ChangeLogEntryAdmin(ReadOnlyModelAdmin):
     list_filter = ["action", "target_type"]
     search_fields = ["actor", "target_id", "reason"]
     readonly_fields = [f.name for f in ChangeLogEntry._meta.fields]
+
+
+class ApiTokenForm(forms.ModelForm):
+    """A new token: whose and what for. The key is made by the service and shown once."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens: created here (the key is shown once, in the message after saving) or with
+    ``manage.py paper_token``; revoked with the list action, never deleted or edited."""
+
+    form = ApiTokenForm
+    list_display = ["prefix", "user", "name", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["user__username", "name", "prefix"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        token, key = token_create(username=form.cleaned_data["user"].username, name=form.cleaned_data["name"],
+                                  actor=f"admin:{request.user.username}")
+        obj.pk, obj.prefix, obj.digest, obj.created_by = token.pk, token.prefix, token.digest, token.created_by
+        messages.warning(request, f"API token for {token.user.username} — copy the key now, it is not shown "
+                                  f"again: {key}")
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset) -> None:
+        done = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            token_revoke(token_id=token.pk, actor=f"admin:{request.user.username}", reason="revoked in the admin")
+            done += 1
+        messages.success(request, f"{done} token(s) revoked")

@@ -187,3 +187,20 @@ def test_paper_roles_setup_is_idempotent_and_grants_exactly():
         "approver": ["approve_promotionrequest", "view_papersession"],
         "admin": ["approve_promotionrequest", "change_lanepolicy", "operate_papersession", "view_papersession"],
     }
+
+
+@pytest.mark.django_db
+def test_an_admin_creates_a_token_in_the_django_admin_sees_its_key_once_and_revokes_it(loaded, django_user_model):
+    admin_client = signed_in(role_user(django_user_model, "root", "admin", superuser=True))
+    bot = role_user(django_user_model, "bot", "viewer")
+    made = admin_client.post("/admin/sessions_app/apitoken/add/", {"user": bot.pk, "name": "dashboard"}, follow=True)
+    shown = [str(m) for m in made.context["messages"]]
+    key = shown[0].rsplit(": ", 1)[1]
+    token = ApiToken.objects.get()
+    assert token.prefix == key[:8] and token.created_by == "admin:root"
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/sessions/").status_code == 200
+    listing = admin_client.get("/admin/sessions_app/apitoken/").content.decode()
+    assert token.prefix in listing and key not in listing  # never shown again
+    admin_client.post("/admin/sessions_app/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/sessions/").status_code == 401
+    assert ChangeLogEntry.objects.filter(action="api_token_revoke", actor="admin:root").exists()

@@ -164,6 +164,14 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
         assert {"research_fx_momentum_v13": "paper_research", "gatecheck_fx_momentum_v12": "paper_gatecheck"}.items() \
             <= listed.items()
         assert not _faulted(api)
+        # a script follows a demo session's events over the WebSocket, with the token
+        from itertools import islice
+
+        from ifns_paper.client import PaperApi, follow_session
+
+        script = PaperApi(base, made.stdout.splitlines()[1])
+        followed = list(islice(follow_session(script, "research_fx_momentum_v13", idle_timeout_s=60), 5))
+        assert [e["sequence"] for e in followed] == list(range(1, 6))  # from the first, none missed
 
         ping = None
         while time.monotonic() < deadline:
