@@ -267,9 +267,20 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
         sid = DEMO_SESSIONS[0]
         # make run gave each demo session a rolling shadow backtest; the beat rolled it and
         # stored its comparison (every minute) while the soak ran
-        rolling = _get_json(f"{api}/sessions/{sid}/comparison/")
+        # (a roll every minute: on a slow machine the first ones may cover less than a minute of
+        # market, so wait for one that covers whole minutes, up to two more rolls)
+        wait_until = time.monotonic() + 130
+        while True:
+            rolling = _get_json(f"{api}/sessions/{sid}/comparison/")
+            covered = rolling["curves"]["periods"] > 0 and rolling["decisions"]["paper"] > 0
+            if covered or time.monotonic() > wait_until:
+                break
+            time.sleep(5)
+        shadow = _get_json(f"{api}/backtests/{rolling['backtest_id']}/")
         assert rolling["rolling"] is True and "-rolling-" in rolling["backtest_id"], rolling
-        assert rolling["curves"]["periods"] > 0 and rolling["decisions"]["paper"] > 0, rolling
+        assert covered, {"periods": rolling["curves"]["periods"], "decisions": rolling["decisions"],
+                         "computed_at": rolling.get("computed_at"), "until_ns": rolling["until_ns"],
+                         "rolls": shadow["params"].get("rolls"), "status": shadow["status"], "error": shadow["error"]}
         made = cli("paper_backtest", "shadow", sid, "--latency", "route")
         assert "replayed (route latency)" in made
         one_off = made.split()[1].rstrip(":")
