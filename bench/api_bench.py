@@ -81,7 +81,8 @@ clone_sessions(n_sessions - PaperSession.objects.count() - 1, template="{templat
 src = PaperSession.objects.get(session_id="{template}")
 src.pk, src.session_id = None, busy
 src.save()
-session = PaperSession.objects.get(session_id=busy)
+session = PaperSession.objects.select_related("lane").get(session_id=busy)
+lane, pk = session.lane.name, session.pk  # read now: no query may run on the connection during the COPY
 start = datetime(2026, 11, 1, tzinfo=timezone.utc)
 with connection.cursor() as cur:
     with cur.copy("COPY telemetry_app_telemetryevent (env, lane, session_id, event_type, sequence, event_time, "
@@ -90,7 +91,7 @@ with connection.cursor() as cur:
             at = (start + timedelta(milliseconds=i)).isoformat()
             payload = json.dumps({{"symbol": "EURUSD", "quantity": 1000.0, "price": 1.08 + (i % 100) * 1e-5,
                                   "fill_id": f"f{{i}}"}})
-            copy.write_row(("paper", session.lane.name, session.pk, "order_filled", i, at, at, payload))
+            copy.write_row(("paper", lane, pk, "order_filled", i, at, at, payload))
 PaperSession.objects.filter(pk=session.pk).update(last_event_seq=n_events)
 print(PaperSession.objects.count(), "sessions;", n_events, "events")
 '''

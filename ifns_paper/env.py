@@ -131,6 +131,13 @@ def database_config(url: str | None, *, sqlite_default: Path) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
         }
+    elif os.environ.get("IFNS_DB_POOL_MAX"):
+        # The ASGI web server (ifns_paper/asgi.py sets this): Django runs each request's sync
+        # code in a thread of its own, so per-thread persistent connections would pile up
+        # until PostgreSQL refuses more; a pool shares a few (Django's psycopg pool support).
+        config["CONN_MAX_AGE"] = 0
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": int(os.environ["IFNS_DB_POOL_MAX"]), "timeout": 10}
     else:
         config.setdefault("CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True

@@ -115,6 +115,33 @@ class SessionOutput(serializers.Serializer):
         return session_links(session.session_id)
 
 
+def _when(value) -> str | None:
+    """A time as DRF's DateTimeField renders it (ISO 8601, UTC as ``Z``)."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def session_records(sessions, health: dict, models: dict[int, list[dict]] | None = None) -> list[dict]:
+    """``SessionOutput`` of many sessions, built directly: the same fields and values (a test
+    holds the two equal), at a tenth of the cost — DRF's field machinery took most of a
+    200-session list's time (bench.api_bench)."""
+    return [{
+        "session_id": s.session_id, "env": s.env, "lane": s.lane.name, "status": s.status, "owner": s.owner,
+        "objective": s.objective, "strategy": str(s.strategy),
+        "models": models[s.pk] if models is not None else
+        [{"model": str(link.entry), "weight": link.weight} for link in s.model_links.all()],
+        "portfolio_id": s.portfolio_id, "execution_policy": s.execution_policy.policy_id, "feed": s.feed,
+        "symbols": s.symbols, "start_at": _when(s.start_at), "initial_portfolio": s.initial_portfolio,
+        "end_duration_s": s.end_duration_s, "end_target": s.end_target, "benchmark": s.benchmark, "tags": s.tags,
+        "started_at": _when(s.started_at), "paused_at": _when(s.paused_at), "ended_at": _when(s.ended_at),
+        "last_event_seq": s.last_event_seq, "last_fault": s.last_fault, "last_fault_at": _when(s.last_fault_at),
+        "allowed_actions": [a.value for a in allowed_actions(s.status)], "health": health.get(s.session_id),
+        "links": session_links(s.session_id),
+    } for s in sessions]
+
+
 class KillSwitchOutput(serializers.Serializer):
     scope = serializers.CharField(help_text="global, lane:<name> or session:<id>")
     state = serializers.ChoiceField(choices=[s.value for s in SwitchState],
@@ -195,9 +222,10 @@ class SessionListApi(APIView):
         query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
         p = query.validated_data
-        sessions = list(selectors.session_list(lane=p.get("lane"), status=p.get("status"), owner=p.get("owner"),
-                                               tag=p.get("tag"), strategy=p.get("strategy"), text=p.get("q")))
-        return Response(SessionOutput(sessions, many=True, context={"health": _health_of(sessions)}).data)
+        sessions = list(selectors.session_list_rows(lane=p.get("lane"), status=p.get("status"), owner=p.get("owner"),
+                                                    tag=p.get("tag"), strategy=p.get("strategy"), text=p.get("q")))
+        models = selectors.session_models([s.pk for s in sessions])
+        return Response(session_records(sessions, _health_of(sessions), models))
 
 
 class SessionDetailApi(APIView):

@@ -9,6 +9,7 @@ carries the later state.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 from pathlib import Path
@@ -30,21 +31,27 @@ def registry_path() -> Path:
     return Path(settings.IFNS_REGISTRY_DIR) / REGISTRY_NAME
 
 
-def _url(path: str) -> str:
-    return f"{settings.IFNS_PUBLIC_URL}{path}"
+_LINKS = {"session": "mirror:session-detail", "telemetry": "api:session-events", "summary": "api:session-summary",
+          "incidents": "api:session-incidents", "comparison": "api:session-comparison",
+          "sel_evaluations": "api:session-sel-evaluations", "series": "api:session-series"}
+_SLOT = "session-id-slot"
+
+
+@functools.cache
+def _link_templates(public_url: str) -> dict[str, tuple[str, str]]:
+    """Each link's URL around the session id, reversed once (a list of many sessions would
+    otherwise reverse seven URLs per session)."""
+    out = {}
+    for name, route in _LINKS.items():
+        head, _, tail = f"{public_url}{reverse(route, args=[_SLOT])}".partition(_SLOT)
+        out[name] = (head, tail)
+    return out
 
 
 def session_links(session_id: str) -> dict[str, str]:
     """Links of one registry entry, each answering with JSON or a page."""
-    return {
-        "session": _url(reverse("mirror:session-detail", args=[session_id])),
-        "telemetry": _url(reverse("api:session-events", args=[session_id])),
-        "summary": _url(reverse("api:session-summary", args=[session_id])),
-        "incidents": _url(reverse("api:session-incidents", args=[session_id])),
-        "comparison": _url(reverse("api:session-comparison", args=[session_id])),
-        "sel_evaluations": _url(reverse("api:session-sel-evaluations", args=[session_id])),
-        "series": _url(reverse("api:session-series", args=[session_id])),
-    }
+    return {name: f"{head}{session_id}{tail}"
+            for name, (head, tail) in _link_templates(settings.IFNS_PUBLIC_URL).items()}
 
 
 def _iso(value) -> str | None:

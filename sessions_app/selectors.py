@@ -24,6 +24,7 @@ from sessions_app.models import (
     PaperSession,
     RegistryEntry,
     SessionCooldown,
+    SessionModel,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,22 @@ def session_list(*, lane: str | None = None, status: str | None = None, owner: s
     if text:
         qs = qs.filter(Q(session_id__icontains=text) | Q(owner__icontains=text) | Q(objective__icontains=text))
     return qs.order_by("lane__name", "session_id")
+
+
+def session_list_rows(**filters) -> QuerySet[PaperSession]:
+    """``session_list`` without its models prefetched: for lists rendered with
+    ``session_models`` (a value query instead of a model instance per link)."""
+    return session_list(**filters).prefetch_related(None)
+
+
+def session_models(session_pks: list[int]) -> dict[int, list[dict]]:
+    """Each session's models and weights (the MSI blend), in the links' order."""
+    out: dict[int, list[dict]] = {pk: [] for pk in session_pks}
+    rows = (SessionModel.objects.filter(session_id__in=session_pks)
+            .values_list("session_id", "entry__registry_id", "entry__version", "weight"))
+    for session_pk, registry_id, version, weight in rows:
+        out[session_pk].append({"model": f"{registry_id}@{version}", "weight": weight})
+    return out
 
 
 def lane_names() -> list[str]:

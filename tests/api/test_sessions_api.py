@@ -419,3 +419,17 @@ def test_lane_list_query_count_is_bounded_and_flat(loaded, client, django_assert
 
     assert lanes["paper_research"]["n_sessions"] == 6
     assert len(more) == len(few)
+
+
+def test_the_fast_session_list_renders_exactly_what_the_serializer_does(loaded):
+    from sessions_app import selectors, services
+    from sessions_app.api import SessionOutput, session_records
+
+    services.session_transition(session_id="research_fx_momentum_v13", action="start", actor="t", reason="go")
+    services.session_transition(session_id="research_fx_momentum_v13", action="pause", actor="t", reason="wait")
+    sessions = list(selectors.session_list())
+    health = {s.session_id: {"session_id": s.session_id, "marker": i} for i, s in enumerate(sessions)}
+    expected = SessionOutput(sessions, many=True, context={"health": health}).data
+    assert session_records(sessions, health) == expected
+    models = selectors.session_models([s.pk for s in sessions])
+    assert session_records(list(selectors.session_list_rows()), health, models) == expected

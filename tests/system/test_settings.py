@@ -84,3 +84,14 @@ def test_a_bad_debug_value_stops_start_up():
     result = _manage("check", extra_env={"DEBUG": "perhaps"})
     assert result.returncode != 0
     assert "DEBUG: expected a boolean" in result.stderr
+
+
+def test_the_web_server_shares_a_small_postgresql_pool(monkeypatch):
+    """ASGI runs each request's sync code in a thread of its own: per-thread persistent
+    connections would pile up past PostgreSQL's limit under load (seen in bench.api_bench)."""
+    monkeypatch.setenv("IFNS_DB_POOL_MAX", "8")
+    config = env.database_config("postgres://u@127.0.0.1:5432/ifns", sqlite_default=ROOT / "x")
+    assert config["CONN_MAX_AGE"] == 0 and config["OPTIONS"]["pool"]["max_size"] == 8
+    monkeypatch.delenv("IFNS_DB_POOL_MAX")
+    assert "pool" not in env.database_config("postgres://u@127.0.0.1:5432/ifns",
+                                             sqlite_default=ROOT / "x").get("OPTIONS", {})
