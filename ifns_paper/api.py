@@ -6,14 +6,16 @@ Every error answers with one shape::
 
 ``code`` is stable (``invalid``, ``not_authenticated``, ``permission_denied``,
 ``not_found``, ``conflict``, ``method_not_allowed``, ``parse_error``, ``throttled``,
-``unsupported_media_type``, ``not_acceptable``); ``fields`` maps a field path
+``unsupported_media_type``, ``not_acceptable``, ``too_large``); ``fields`` maps a field path
 (``sizing.lot_sizes.EURUSD``) to its messages and is empty when the error is not about a
 field; other keys an application error carries (``allowed_actions``, ``problems``) follow.
 """
 
 from __future__ import annotations
 
-from rest_framework import exceptions
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -50,8 +52,23 @@ def _application_code(exc: ApplicationError) -> str:
     return "invalid"
 
 
+class StrictInput(serializers.Serializer):
+    """A request body's serializer that refuses fields it does not know (a typo in a field
+    name is a 400 naming it, not an ignored value)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise exceptions.ValidationError({k: ["unknown field"] for k in unknown})
+        return super().to_internal_value(data)
+
+
 def exception_handler(exc, context):
     """Application errors and DRF's own as the one error shape (module docstring)."""
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("too_large", f"the request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} "
+                                                "bytes"), status=413)
     if isinstance(exc, ApplicationError):
         extra = dict(exc.extra)
         fields = extra.pop("errors", None) if isinstance(exc, ValidationFailed) else extra.pop("fields", None)

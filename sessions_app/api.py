@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ifns_paper.api import StrictInput
 from ifns_paper.api_schema import LIST_OF_OBJECTS, documented
 from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus, allowed_actions
@@ -242,7 +243,7 @@ class SessionDetailApi(APIView):
 class SessionActionApi(APIView):
     """POST ``{"action": "start|pause|resume|stop|abort", "reason": "..."}``."""
 
-    class Input(serializers.Serializer):
+    class Input(StrictInput):
         class Meta:
             ref_name = "SessionAction"
 
@@ -269,7 +270,7 @@ class KillSwitchApi(APIView):
     state (the strictest in force; ``active`` when never set). POST ``{"scope", "state",
     "reason"}`` (operators)."""
 
-    class Input(serializers.Serializer):
+    class Input(StrictInput):
         class Meta:
             ref_name = "KillSwitchSet"
 

@@ -13,6 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ifns_paper.api import StrictInput
 from ifns_paper.api_schema import documented
 from ifns_paper.exceptions import ApplicationError, NotFound
 from sessions_app import dispatch
@@ -78,7 +79,7 @@ class BacktestDetailApi(APIView):
         return Response(BacktestOutput(row).data)
 
 
-class ShadowInput(serializers.Serializer):
+class ShadowInput(StrictInput):
     session_id = serializers.SlugField(max_length=64)
     latency = serializers.ChoiceField(choices=list(LATENCY_MODES), required=False, default="zero")
     rolling = serializers.BooleanField(required=False, default=False,
@@ -106,7 +107,7 @@ class BacktestShadowApi(APIView):
         return Response(BacktestOutput(_rows().get(pk=row.pk)).data, status=status.HTTP_202_ACCEPTED)
 
 
-class ImportInput(serializers.Serializer):
+class ImportInput(StrictInput):
     folder = serializers.RegexField(r"^[\w.\-]+(/[\w.\-]+)*$", max_length=300,
                                     help_text="a results folder under IFNS_IMPORTS_DIR (data/imports)")
     live = serializers.BooleanField(required=False, default=False, help_text="an imported live run (Stage 07)")

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker_app.selectors import fills_for_session, orders_for_session, positions_for_session
+from ifns_paper.api import StrictInput
 from ifns_paper.api_schema import LIST_OF_OBJECTS, documented
 from ifns_paper.exceptions import NotFound
 from ifns_paper.roles import Capability
@@ -49,7 +50,7 @@ class LaneDetailApi(APIView):
         return Response(LaneOutput(_lane(lane)).data)
 
 
-class LaneChangeInput(serializers.Serializer):
+class LaneChangeInput(StrictInput):
     values = serializers.DictField(help_text="the fields to change, by name; the rest stay")
     reason = serializers.CharField(max_length=2000)
 
@@ -90,7 +91,7 @@ class LanePolicyApi(APIView):
         return Response(LaneOutput(_lane(lane)).data)
 
 
-class SessionCreateInput(serializers.Serializer):
+class SessionCreateInput(StrictInput):
     definition = serializers.JSONField(help_text="a session definition: YAML or JSON text, or the object itself "
                                                  "(the fields of config/paper_trading/session_<name>.yaml)")
     reason = serializers.CharField(max_length=2000, required=False, default="")
@@ -119,7 +120,7 @@ class SessionCreateApi(APIView):
         return Response(_session_out(session.session_id), status=status.HTTP_201_CREATED)
 
 
-class SessionCloneInput(serializers.Serializer):
+class SessionCloneInput(StrictInput):
     new_id = serializers.SlugField(max_length=64)
     lane = serializers.SlugField(max_length=64, required=False, allow_null=True, default=None,
                                  help_text="default: the source's lane")
@@ -142,7 +143,7 @@ class SessionCloneApi(APIView):
         return Response(_session_out(clone.session_id), status=status.HTTP_201_CREATED)
 
 
-class SessionTagInput(serializers.Serializer):
+class SessionTagInput(StrictInput):
     tag = serializers.ChoiceField(choices=list(TAGS))
     remove = serializers.BooleanField(required=False, default=False)
     reason = serializers.CharField(max_length=2000)

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ifns_paper.api import StrictInput
 from ifns_paper.api_schema import documented
 from ifns_paper.exceptions import NotFound
 from ifns_paper.governance import RequestKind, RequestStatus
@@ -77,7 +78,7 @@ class PromotionListApi(APIView):
         status = serializers.ChoiceField(choices=[s.value for s in RequestStatus], required=False)
         session = serializers.SlugField(required=False, max_length=64)
 
-    class Input(serializers.Serializer):
+    class Input(StrictInput):
         class Meta:
             ref_name = "PromotionRequestCreate"
 
@@ -118,7 +119,7 @@ class PromotionDetailApi(APIView):
         return Response({**_record(row), "history": _history(row)})
 
 
-class DecisionInput(serializers.Serializer):
+class DecisionInput(StrictInput):
     reason = serializers.CharField(max_length=2000)
     override_reason = serializers.CharField(max_length=2000, required=False, default="",
                                             help_text="approve against failing evidence, saying why")
