@@ -7,6 +7,10 @@ token>``; its origin must be an allowed host (``asgi.py``). Without a signed-in 
 role the socket is accepted and closed at once with code 4401 (not signed in) or 4403 (no
 role); an unknown lane or session closes with 4404.
 
+Besides telemetry events: ``session_health`` (every second), ``session_summary`` (each new
+summary: P&L, fills, as-of; the whole one at ``/api/v1/sessions/<id>/summary/``) and, on the
+overview, ``feed_health``.
+
 Delivery is at-most-once (Channels); each telemetry message carries its session's
 sequence number, so a client that sees a gap, or reconnects, backfills from
 ``/api/v1/sessions/<id>/events/?after=<last sequence seen>``. Clients only read: the one
@@ -105,6 +109,10 @@ class PaperEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def feed_health(self, message) -> None:
         """A feed health report (``type: feed_health``), as stored."""
+        await self.send_json(message["record"])
+
+    async def session_summary(self, message) -> None:
+        """A session's new summary headline (``type: session_summary``): P&L, fills, as-of."""
         await self.send_json(message["record"])
 
     async def session_health(self, message) -> None:

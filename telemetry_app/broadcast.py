@@ -137,3 +137,18 @@ def push_session_health(records: list[dict]) -> None:
         future.result(timeout=PUSH_WAIT_S)
     except concurrent.futures.TimeoutError:
         log.warning("health push of %d sessions still running after %.1f s; not waiting", len(records), PUSH_WAIT_S)
+
+
+def push_session_summary(record: dict) -> None:
+    """Send a session's new summary headline (``type: session_summary``) to its group, its
+    lane's and the all-sessions group. Best effort, like every push."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "session.summary", "record": record}
+    groups = (session_group(record["session_id"]), lane_group(record["lane"]), ALL_SESSIONS_GROUP)
+    future = _pusher.submit(layer, [(g, message) for g in groups], f"summary of {record['session_id']}")
+    try:
+        future.result(timeout=PUSH_WAIT_S)
+    except concurrent.futures.TimeoutError:
+        log.warning("summary push of %s still running after %.1f s; not waiting", record["session_id"], PUSH_WAIT_S)

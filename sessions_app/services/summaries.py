@@ -18,6 +18,7 @@ from ifns_paper.metrics.conventions import Conventions, calendar_of
 from ifns_paper.metrics.summary import MINUTE_NS, limits_of, summarize
 from sessions_app.checkpoints import engine_load
 from sessions_app.models import PaperSession
+from telemetry_app.broadcast import push_session_summary
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import event_payloads, minute_series_for_session, summary_exists
 from telemetry_app.services import summary_record
@@ -177,7 +178,12 @@ def summary_refresh(*, session_id: str, final: bool | None = None) -> dict | Non
         row = summary_record(session_pk=status[1], as_of_ns=data["as_of"], final=is_final, data=data)
     if is_final:
         inputs_forget(session_id)
-    return data if row is not None else None
+    if row is None:
+        return None
+    push_session_summary({"type": "session_summary", "env": "paper", "session_id": session_id, "lane": data["lane"],
+                          "as_of": data["as_of"], "final": is_final, "pnl": data["pnl"],
+                          "fills": data["fills"]["count"]})
+    return data
 
 
 def summaries_refresh_running() -> int:

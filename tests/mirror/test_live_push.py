@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 
 from ifns_paper.asgi import application
 from sessions_app.services import session_transition
+from tests.sessions.test_summaries import bus, traded  # noqa: F401 - fixtures
 
 SID = "research_fx_momentum_v13"
 
@@ -97,3 +98,28 @@ def test_one_push_of_several_sessions_reaches_each_group_with_its_own_events():
     assert got == {session_group("a"): [("a", 1), ("a", 2)], session_group("b"): [("b", 7)],
                    lane_group("paper_research"): [("a", 1), ("a", 2)], lane_group("paper_gatecheck"): [("b", 7)],
                    ALL_SESSIONS_GROUP: [("a", 1), ("a", 2), ("b", 7)]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_summary_is_pushed_to_the_sessions_socket(traded, viewer_token):  # noqa: F811
+    from sessions_app.services.summaries import summary_refresh
+    from telemetry_app.selectors import summary_latest
+    from tests.sessions.test_summaries import SID as TRADED
+
+    async def scenario():
+        ws = WebsocketCommunicator(application, f"/ws/paper/sessions/{TRADED}/?token={viewer_token}",
+                                   headers=[(b"origin", b"http://127.0.0.1")])
+        connected, _ = await ws.connect(timeout=5)
+        assert connected
+        await sync_to_async(summary_refresh)(session_id=TRADED)
+        while True:
+            message = await ws.receive_json_from(timeout=5)
+            if message["type"] == "session_summary":
+                await ws.disconnect()
+                return message
+
+    message = async_to_sync(scenario)()
+    stored = summary_latest(session_id=TRADED).data
+    assert (message["session_id"], message["env"], message["final"]) == (TRADED, "paper", False)
+    assert message["pnl"] == stored["pnl"] and message["as_of"] == stored["as_of"]
+    assert message["fills"] == stored["fills"]["count"] > 0
