@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env |= {"DJANGO_SETTINGS_MODULE": "ifns_paper.settings.local", "DATABASE_URL": args.database_url,
             "REDIS_URL": "redis://127.0.0.1:6379/15", "IFNS_DATA_DIR": str(tmp / "data"), "DEBUG": "0",
-            "IFNS_API_WRITE_RATE": "100000/min", "SECRET_KEY": "bench-only-not-secret"}
+            "IFNS_API_WRITE_RATE": "100000/min", "SECRET_KEY": "bench-only-not-secret",
+            "IFNS_DB_POOL_MAX": "8"}  # as the Procfile's web server
     db = args.database_url.rsplit("/", 1)[-1]
     admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
     probe = subprocess.run(["psql", admin_url, "-q", "-c", "select 1"], capture_output=True, text=True) \

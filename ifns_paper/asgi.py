@@ -7,15 +7,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ifns_paper.settings.local")
-# PostgreSQL through a small connection pool here (ifns_paper/env.py: database_config); the
-# workers keep their own persistent connections.
-_pool_here = "IFNS_DB_POOL_MAX" not in os.environ
-os.environ.setdefault("IFNS_DB_POOL_MAX", "8")
 
 # Django must be set up before the routing (and its consumers/models) imports.
 django_asgi_app = get_asgi_application()
-if _pool_here:  # read by the settings now: not passed on to processes started from here
-    del os.environ["IFNS_DB_POOL_MAX"]
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

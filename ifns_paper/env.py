@@ -132,7 +132,7 @@ def database_config(url: str | None, *, sqlite_default: Path) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
         }
     elif os.environ.get("IFNS_DB_POOL_MAX"):
-        # The ASGI web server (ifns_paper/asgi.py sets this): Django runs each request's sync
+        # The ASGI web server (the Procfile's web line sets this): Django runs each request's sync
         # code in a thread of its own, so per-thread persistent connections would pile up
         # until PostgreSQL refuses more; a pool shares a few (Django's psycopg pool support).
         config["CONN_MAX_AGE"] = 0
