@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, parsers, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -88,3 +88,41 @@ def exception_handler(exc, context):
             code = codes if isinstance(codes, str) else code
         response.data = error_body(code, str(detail))
     return response
+
+
+def _clean(value, path: str = "") -> str | None:
+    """The path of the first string (key or value) PostgreSQL cannot store — a NUL character
+    or half of a surrogate pair — or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path or "(body)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "(body)"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            bad = _clean(k, where) or _clean(v, where)
+            if bad:
+                return bad.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+        return None
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            bad = _clean(v, f"{path}.{i}" if path else str(i))
+            if bad:
+                return bad
+    return None
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, refusing text no database could store (NUL characters, lone
+    surrogates) with a 400 naming where, before any view sees it."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        bad = _clean(data)
+        if bad is not None:
+            raise exceptions.ParseError(f"{bad}: a NUL character or an unpaired surrogate in the text")
+        return data

@@ -139,7 +139,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
                                  "rest_framework.renderers.BrowsableAPIRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["ifns_paper.api.JSONParser"],  # JSON that PostgreSQL can store
     # Writes per user (reads are not throttled); failed token sign-ins per address: sessions_app/auth.py
     "DEFAULT_THROTTLE_CLASSES": ["ifns_paper.throttles.WriteThrottle"],
     "DEFAULT_THROTTLE_RATES": {"writes": env_str("IFNS_API_WRITE_RATE", "120/min")},

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from ifns_paper.exceptions import ApplicationError, Conflict
@@ -58,5 +58,9 @@ def idempotency_store(*, user, key: str, status_code: int, response) -> None:
     qs = IdempotencyRecord.objects.filter(user=user, key=key, status_code=0)
     if status_code >= 500:
         qs.delete()
-    else:
-        qs.update(status_code=status_code, response=response)
+        return
+    try:
+        with transaction.atomic():
+            qs.update(status_code=status_code, response=response)
+    except (DatabaseError, ValueError):  # a response the database cannot store: the key is released
+        qs.delete()

@@ -57,3 +57,14 @@ def test_kill_switch_body_with_wrong_types_and_unknown_state(olga):
 def test_bad_paging_is_400_naming_the_parameter(olga, query):
     error = error_of(olga.get(f"/api/v1/sessions/{SID}/events/?{query}"), 400)
     assert query.split("=")[0] in error["fields"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ['{"action": "start", "reason": "a\\u0000b"}', '{"action": "start", "\\u0000": 1}',
+                                  '{"action": "start", "reason": "\\ud800"}',
+                                  '{"action": "start", "x": {"y": ["\\udfff"]}}'])
+def test_text_no_database_can_store_is_refused_before_the_view(olga, body):
+    error = error_of(olga.generic("POST", ACTIONS, body, content_type="application/json",
+                                  HTTP_IDEMPOTENCY_KEY="k-1"), 400)
+    assert error["code"] == "parse_error" and "NUL character or an unpaired surrogate" in error["message"]
+    assert not ChangeLogEntry.objects.filter(action="session_start").exists()
