@@ -43,7 +43,7 @@ def test_a_lost_push_is_backfilled_and_nothing_is_missed(served_app):  # noqa: F
     subprocess.run([sys.executable, "manage.py", "paper_session", "pause", SID, "--reason", "lost push"],
                    cwd=ROOT, env=lost_env, check=True, capture_output=True)
     api.post(f"/api/v1/sessions/{SID}/actions/", {"action": "resume", "reason": "after the gap"})
-    follower.join(30)
+    follower.join(60)
     assert not follower.is_alive(), served_app.log.read_text()[-3000:]
     moves = [(e["sequence"], e["payload"]["action"]) for e in seen]
     assert moves == [(1, "register"), (2, "start"), (3, "pause"), (4, "resume")]
