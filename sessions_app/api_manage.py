@@ -55,40 +55,44 @@ class LaneChangeInput(StrictInput):
     reason = serializers.CharField(max_length=2000)
 
 
-class LaneEnvelopeApi(APIView):
-    """PATCH (admin) ``{"values": {field: value}, "reason"}``: change fields of the lane's risk
-    envelope; the whole envelope is validated like ``paper.yaml``'s (400 naming each bad
-    field), then written with its change-log entry (before and after)."""
+class _LaneChangeApi(APIView):
+    """PATCH (admin) ``{"values": {field: value}, "reason"}`` through ``change`` (a
+    ``services.lanes`` patch: validated whole like ``paper.yaml``, logged before and after)."""
 
     capabilities = {"PATCH": Capability.ADMINISTER}
+    change = None
+
+    def _patch(self, request, lane: str):
+        data = LaneChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        type(self).change(lane=lane, changes=data.validated_data["values"], actor=f"api:{request.user.username}",
+                          reason=data.validated_data["reason"])
+        return Response(LaneOutput(_lane(lane)).data)
+
+
+class LaneEnvelopeApi(_LaneChangeApi):
+    """PATCH (admin): change fields of the lane's risk envelope (400 naming each bad field)."""
+
+    change = risk_envelope_patch
 
     @idempotent
     @documented(operation_id="lanes_envelope_update", request=LaneChangeInput, response=LaneOutput,
                 errors=(400, 404), idempotent=True)
     def patch(self, request, lane: str):
-        data = LaneChangeInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        risk_envelope_patch(lane=lane, changes=data.validated_data["values"], actor=f"api:{request.user.username}",
-                            reason=data.validated_data["reason"])
-        return Response(LaneOutput(_lane(lane)).data)
+        return self._patch(request, lane)
 
 
-class LanePolicyApi(APIView):
-    """PATCH (admin) ``{"values": {field: value}, "reason"}``: change fields of the lane's
-    policy (allowed strategies and models, promotion rules and thresholds, cooldown),
-    validated whole like ``paper.yaml``'s, with its change-log entry."""
+class LanePolicyApi(_LaneChangeApi):
+    """PATCH (admin): change fields of the lane's policy (allowed strategies and models,
+    promotion rules and thresholds, cooldown)."""
 
-    capabilities = {"PATCH": Capability.ADMINISTER}
+    change = lane_policy_patch
 
     @idempotent
     @documented(operation_id="lanes_policy_update", request=LaneChangeInput, response=LaneOutput,
                 errors=(400, 404), idempotent=True)
     def patch(self, request, lane: str):
-        data = LaneChangeInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        lane_policy_patch(lane=lane, changes=data.validated_data["values"], actor=f"api:{request.user.username}",
-                          reason=data.validated_data["reason"])
-        return Response(LaneOutput(_lane(lane)).data)
+        return self._patch(request, lane)
 
 
 class SessionCreateInput(StrictInput):

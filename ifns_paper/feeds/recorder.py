@@ -273,7 +273,8 @@ def _window(batch: QuoteBatch | TradeBatch, from_ns: int | None, to_ns: int | No
     return batch if (lo, hi) == (0, len(batch)) else batch.slice(lo, hi)
 
 
-def _entry_key(entry_id: str) -> tuple[int, int]:
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ("ms-seq") as a comparable (ms, seq)."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
 
@@ -292,8 +293,8 @@ def stream_items(root: Path | str, feed: str, *, symbols: set[str] | None, after
     t's hour minus one on). ``progress["last_id"]`` is kept at the last entry id read up to
     ``until_id``: where the recording ends when it has not caught up with ``until_id`` yet
     (the writer thread runs behind the stream)."""
-    lo, hi = _entry_key(after_id), (_entry_key(until_id) if until_id else None)
-    gaps = [(_entry_key(a), _entry_key(b)) for a, b in skip]
+    lo, hi = entry_key(after_id), (entry_key(until_id) if until_id else None)
+    gaps = [(entry_key(a), entry_key(b)) for a, b in skip]
 
     def keep(key: tuple[int, int]) -> bool:
         return key > lo and (hi is None or key <= hi) and not any(a <= key < b for a, b in gaps)
@@ -304,12 +305,12 @@ def stream_items(root: Path | str, feed: str, *, symbols: set[str] | None, after
         for pub in read_segment(path):
             if pub.ids is None:
                 raise ValueError(f"{path}: a publish recorded without stream entry ids")
-            keys = [_entry_key(i) for i in pub.ids]
+            keys = [entry_key(i) for i in pub.ids]
             if hi is not None and keys and keys[0] > hi:
                 return
             if progress is not None and keys:
                 last = max(k for k in keys if hi is None or k <= hi)
-                if last > _entry_key(progress.get("last_id") or "0-0"):
+                if last > entry_key(progress.get("last_id") or "0-0"):
                     progress["last_id"] = f"{last[0]}-{last[1]}"
             if keys and keys[-1] <= lo:
                 continue

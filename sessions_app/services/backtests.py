@@ -35,7 +35,7 @@ from redis.exceptions import LockError
 
 from ifns_paper import marketbus
 from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
-from ifns_paper.feeds.recorder import HOUR_NS, segments, stream_items
+from ifns_paper.feeds.recorder import HOUR_NS, entry_key, segments, stream_items
 from ifns_paper.paper_replay import replay_engine
 from sessions_app.checkpoints import engine_dump, engine_load
 from sessions_app.engines import build_engine
@@ -213,11 +213,6 @@ def shadow_roll(*, backtest_id: str) -> Backtest:
             lock.release()
 
 
-def _entry(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def _roll(row: Backtest) -> Backtest:
     if row.status != Backtest.Status.RUNNING or not row.params.get("rolling"):
         return row
@@ -240,7 +235,7 @@ def _roll(row: Backtest) -> Backtest:
                 f.truncate(size)
         for leftover in out.glob("engine-*.tmp"):
             leftover.unlink()
-    if not state or _entry(after) < _entry(until):
+    if not state or entry_key(after) < entry_key(until):
         try:
             if state:
                 engine = engine_load((out / state["engine"]).read_bytes())
@@ -278,13 +273,13 @@ def _roll(row: Backtest) -> Backtest:
         return row
     reached = params.get("until_entry", after)
     settled = (timezone.now() - session.ended_at).total_seconds() > SETTLE_S
-    if _entry(reached) < _entry(until) and not settled:
+    if entry_key(reached) < entry_key(until) and not settled:
         return row  # the recording has not caught up with the session's last entry yet
     if not params.get("quotes"):
         return _roll_failed(row, ApplicationError(
             f"the recording of {session.feed!r} has none of {session.session_id}'s data (recorded elsewhere, or "
             "pruned: IFNS_RECORDING_RETENTION_HOURS)"))
-    if _entry(reached) < _entry(until):
+    if entry_key(reached) < entry_key(until):
         params["missing_tail"] = {"after_entry": reached, "until_entry": until,
                                   "why": f"not in the recording {SETTLE_S:.0f} s after the session ended"}
     params["rolling"] = False
