@@ -17,6 +17,11 @@ class ApplicationError(Exception):
         self.message = message
         self.extra = extra or {}
 
+    def described(self) -> str:
+        """The message with the field errors, for a terminal: ``msg (field: problem; ...)``."""
+        details = "; ".join(f"{k}: {', '.join(v)}" for k, v in self.extra.get("errors", {}).items())
+        return f"{self.message} ({details})" if details else self.message
+
 
 class NotFound(ApplicationError):
     status_code = 404

@@ -5,9 +5,6 @@ format from under ``IFNS_IMPORTS_DIR``. Thin: parse, call ``services.backtests``
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from django.conf import settings
 from django.db import transaction
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -15,12 +12,13 @@ from rest_framework.views import APIView
 
 from ifns_paper.api import StrictInput
 from ifns_paper.api_schema import documented
-from ifns_paper.exceptions import ApplicationError, NotFound
+from ifns_paper.exceptions import NotFound
 from sessions_app import dispatch
 from sessions_app.idempotency import idempotent
 from sessions_app.models import Backtest
 from sessions_app.services.backtests import (
     LATENCY_MODES,
+    imports_folder,
     results_import,
     shadow_backtest,
     shadow_register,
@@ -124,10 +122,6 @@ class BacktestImportApi(APIView):
     def post(self, request):
         data = ImportInput(data=request.data)
         data.is_valid(raise_exception=True)
-        root = Path(settings.IFNS_IMPORTS_DIR).resolve()
-        folder = (root / data.validated_data["folder"]).resolve()
-        if root not in folder.parents or not folder.is_dir():
-            raise ApplicationError(f"folder: no results folder {data.validated_data['folder']!r} under the imports "
-                                   "directory", extra={"fields": {"folder": ["not a folder under IFNS_IMPORTS_DIR"]}})
+        folder = imports_folder(data.validated_data["folder"])
         row = results_import(folder=folder, actor=f"api:{request.user.username}", live=data.validated_data["live"])
         return Response(BacktestOutput(_rows().get(pk=row.pk)).data, status=status.HTTP_201_CREATED)

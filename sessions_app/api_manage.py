@@ -15,13 +15,14 @@ from broker_app.selectors import fills_for_session, orders_for_session, position
 from ifns_paper.api import StrictInput
 from ifns_paper.api_schema import LIST_OF_OBJECTS, documented
 from ifns_paper.exceptions import NotFound
+from ifns_paper.paging import keyset_page
 from ifns_paper.roles import Capability
 from sessions_app import dispatch, selectors
 from sessions_app.api import LaneOutput, SessionOutput, _health_of
 from sessions_app.api import SessionListApi as SessionListApiBase
 from sessions_app.idempotency import idempotent
-from sessions_app.models import ChangeLogEntry
 from sessions_app.services.config import session_register_text
+from sessions_app.services.controls import cooldown_request
 from sessions_app.services.lanes import lane_policy_patch, risk_envelope_patch
 from sessions_app.services.promotions import TAGS, session_clone, session_tag
 from telemetry_app.selectors import feed_health_latest
@@ -167,6 +168,48 @@ class SessionTagApi(APIView):
         return Response(_session_out(session_id))
 
 
+class CooldownInput(StrictInput):
+    class Meta:
+        ref_name = "SessionCooldownChange"
+
+    action = serializers.ChoiceField(choices=["set", "clear"],
+                                     help_text="set: no new risk for duration_s seconds; clear: end the cooldown now")
+    duration_s = serializers.FloatField(required=False, min_value=0, help_text="seconds; only with set")
+    reason = serializers.CharField(max_length=2000, help_text="goes to the change log")
+
+
+class CooldownOutput(serializers.Serializer):
+    active = serializers.BooleanField()
+    until = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField()
+    requested = serializers.JSONField(allow_null=True, help_text="a set/clear the next step will apply")
+
+
+class SessionCooldownApi(APIView):
+    """GET: the session's cooldown as its engine last reported it, and any operator request
+    waiting for the next step. POST (operator) ``{"action": "set"|"clear", "duration_s",
+    "reason"}``: start a cooldown (no new risk; risk-reducing orders pass) or end it; the
+    session's next step applies it (a running session is stepped at once) and its events
+    show a ``cooldown_state_change`` naming you. 409 for a finished session, or a clear with
+    no cooldown in force."""
+
+    @documented(operation_id="sessions_cooldown_get", response=CooldownOutput, errors=(404,))
+    def get(self, request, session_id: str):
+        _known(session_id)
+        return Response(_health_of([selectors.session_get(session_id=session_id)])[session_id]["cooldown"])
+
+    @idempotent
+    @documented(operation_id="sessions_cooldown_set", request=CooldownInput, response=CooldownOutput,
+                errors=(400, 404, 409), idempotent=True)
+    def post(self, request, session_id: str):
+        data = CooldownInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        cooldown_request(session_id=session_id, active=v["action"] == "set", duration_s=v.get("duration_s"),
+                         actor=f"api:{request.user.username}", reason=v["reason"])
+        return Response(_health_of([selectors.session_get(session_id=session_id)])[session_id]["cooldown"])
+
+
 def _known(session_id: str) -> None:
     if selectors.session_get(session_id=session_id) is None:
         raise NotFound(f"no paper session {session_id!r}")
@@ -179,14 +222,7 @@ class PageQuery(serializers.Serializer):
 
 
 def _page(qs, query: PageQuery, fields: tuple[str, ...]) -> dict:
-    rows = list(qs.filter(pk__gt=query.validated_data["after"]).order_by("pk")
-                .values("pk", *fields)[: query.validated_data["limit"]])
-    for row in rows:
-        row["id"] = row.pop("pk")
-        for key, value in row.items():
-            if hasattr(value, "isoformat"):
-                row[key] = value.isoformat()
-    return {"items": rows, "next_after": rows[-1]["id"] if rows else query.validated_data["after"]}
+    return keyset_page(qs, after=query.validated_data["after"], limit=query.validated_data["limit"], fields=fields)
 
 
 PAGED = {"type": "object", "properties": {"items": LIST_OF_OBJECTS, "next_after": {"type": "integer"}},
@@ -251,7 +287,7 @@ class ChangeLogApi(APIView):
         query.is_valid(raise_exception=True)
         filters = {k: query.validated_data[k] for k in ("target_type", "target_id", "actor", "action")
                    if k in query.validated_data}
-        return Response(_page(ChangeLogEntry.objects.filter(**filters), query,
+        return Response(_page(selectors.changelog_entries(**filters), query,
                               ("created_at", "actor", "action", "target_type", "target_id", "reason", "before",
                                "after")))
 

@@ -282,13 +282,19 @@ class SessionCooldown(models.Model):
     breaches or a loss within a window → no new risk until ``until``).
 
     Written by the step through ``sessions_app.services.controls`` when the engine starts
-    or ends a cooldown, with a change-log entry each time; read by health views."""
+    or ends a cooldown, with a change-log entry each time; read by health views. An
+    operator's set or clear waits in ``requested`` until the session's next step hands it
+    to the engine (whose state is the cooldown's truth)."""
 
     session = models.OneToOneField(PaperSession, on_delete=models.CASCADE, related_name="cooldown")
     active = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True, help_text="market-data time it started")
     until = models.DateTimeField(null=True, blank=True, help_text="market-data time it ends")
     reason = models.TextField(blank=True)
+    requested = models.JSONField(
+        null=True, blank=True,
+        help_text="an operator's start or end of the cooldown, applied by the session's next step: "
+                  '{"active", "duration_s", "actor", "reason", "at"}')
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

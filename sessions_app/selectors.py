@@ -116,6 +116,13 @@ def lanes_overview_with_health(*, client: redis.Redis | None) -> list[Lane]:
     return lanes
 
 
+def changelog_entries(*, target_type: str | None = None, target_id: str | None = None, actor: str | None = None,
+                      action: str | None = None) -> QuerySet[ChangeLogEntry]:
+    """Change-log entries matching every filter given (all when none)."""
+    given = {"target_type": target_type, "target_id": target_id, "actor": actor, "action": action}
+    return ChangeLogEntry.objects.filter(**{k: v for k, v in given.items() if v is not None})
+
+
 def changelog_for(*, target_type: str, target_id: str, limit: int = 50) -> QuerySet[ChangeLogEntry]:
     return ChangeLogEntry.objects.filter(target_type=target_type, target_id=target_id)[:limit]
 
@@ -229,7 +236,9 @@ def session_health(sessions: list[PaperSession], *, client: redis.Redis | None =
             "kill_switch": {"state": state, "scope": scope if state != SwitchState.ACTIVE else None,
                             "reason": switch_row.reason if switch_row and state != SwitchState.ACTIVE else ""},
             "cooldown": {"active": bool(cooldown and cooldown.active), "until": _iso(cooldown.until) if cooldown and cooldown.active else None,
-                         "reason": cooldown.reason if cooldown and cooldown.active else ""},
+                         "reason": cooldown.reason if cooldown and cooldown.active else "",
+                         # an operator's set/clear the session's next step has not applied yet
+                         "requested": cooldown.requested if cooldown else None},
         }
     return out
 

@@ -53,7 +53,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery, Value
+from django.db.models import JSONField, OuterRef, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -64,8 +64,12 @@ from ifns_paper.engine.marketdata import QuoteBatch
 from ifns_paper.engine.session import DRA_ACTOR, SessionEngine, TelemetryRecord
 from sessions_app.checkpoints import engine_dump, engine_load  # noqa: F401 - engine_load re-exported
 from sessions_app.engines import build_engine
-from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint
-from sessions_app.services.controls import cooldown_record, kill_switch_record_automatic
+from sessions_app.models import KillSwitch, PaperSession, SessionCheckpoint, SessionCooldown
+from sessions_app.services.controls import (
+    cooldown_record,
+    cooldown_request_taken,
+    kill_switch_record_automatic,
+)
 from sessions_app.services.events import Event, sessions_events_append
 from sessions_app.services.sessions import Fault, session_fault
 from telemetry_app.choices import EventType
@@ -152,6 +156,7 @@ class SessionStep:
     records: list[TelemetryRecord] = field(default_factory=list)
     rows: int = 0
     read_from: dict = field(default_factory=dict)  # stream key -> entry id read after (incident reports)
+    cooldown_taken: bool = False  # an operator's cooldown request was handed to the engine
 
 
 @dataclass
@@ -260,7 +265,9 @@ def _load(session_ids: list[str], result: StepResult, faults: dict[str, Fault]) 
         # the kill switches in force, read in the same round trip
         .annotate(switch_global=_switch_state(Value("global")),
                   switch_lane=_switch_state(Concat(Value("lane:"), OuterRef("lane__name"))),
-                  switch_session=_switch_state(Concat(Value("session:"), OuterRef("session_id"))))
+                  switch_session=_switch_state(Concat(Value("session:"), OuterRef("session_id"))),
+                  cooldown_requested=Subquery(SessionCooldown.objects.filter(session=OuterRef("pk"))
+                                              .values("requested")[:1], output_field=JSONField()))
         .filter(session_id__in=session_ids).order_by("session_id")
     )
     found = {s.session_id for s in sessions}
@@ -287,11 +294,25 @@ def _load(session_ids: list[str], result: StepResult, faults: dict[str, Fault]) 
             step = SessionStep(session, engine, cp, offsets, data_ts, cached)
             if cp is not None:
                 step.records += engine.enforce_switches(cp.data_ts)
+                step.records += _operator_cooldown(step, session.cooldown_requested)
         except Exception as exc:  # noqa: BLE001 - contained to this session (transient errors re-raised)
             faults[session.session_id] = _fault_of("load", exc, cp=cp)
             continue
         steps.append(step)
     return steps
+
+
+def _operator_cooldown(step: SessionStep, request: dict | None) -> list[TelemetryRecord]:
+    """An operator's waiting cooldown request (``services.controls.cooldown_request``), applied
+    at the engine's data time. A session that has not seen data yet keeps it waiting."""
+    if isinstance(request, str):  # a backend that returns the subquery's JSON undecoded
+        request = json.loads(request)
+    if not request or not step.data_ts:
+        return []
+    step.cooldown_taken = True
+    duration_ns = int(float(request.get("duration_s") or 0) * 1e9)
+    return step.engine.set_cooldown(active=bool(request["active"]), ts=step.data_ts, duration_ns=duration_ns,
+                                    actor=request["actor"], reason=request["reason"])
 
 
 def _switch_state(scope) -> Subquery:
@@ -371,7 +392,7 @@ def _persist(steps: list[SessionStep], result: StepResult, faults: dict[str, Fau
     for step in steps:
         sid = step.session.session_id
         before = step.cached or step.checkpoint
-        if before is not None and not step.records and not step.rows and \
+        if before is not None and not step.records and not step.rows and not step.cooldown_taken and \
                 step.offsets == before.offsets and step.data_ts == before.data_ts:
             result.skipped[sid] = "no new data"
             continue
@@ -470,7 +491,9 @@ def _write(plans: list[_Plan]) -> None:
                                          reason=change["reason"])
         for ts, change in plan.cooldown_changes:
             cooldown_record(session=session, active=change["active"], at_ns=ts, until_ns=change["until_ns"],
-                            reason=change["reason"], actor=DRA_ACTOR)
+                            reason=change["reason"], actor=change.get("actor", DRA_ACTOR))
+        if plan.step.cooldown_taken:
+            cooldown_request_taken(session=session)
     checkpoints = [p.checkpoint for p in plans if p.checkpoint is not None]
     if checkpoints:
         SessionCheckpoint.objects.bulk_create(checkpoints, update_conflicts=True, unique_fields=["session"],

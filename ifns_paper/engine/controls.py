@@ -132,6 +132,22 @@ class Cooldown:
             return self._start(ts, f"lost {high - equity:.2f} within the window")
         return None
 
+    def force(self, ts: int, *, active: bool, duration_ns: int = 0, reason: str) -> CooldownChange | None:
+        """An operator's decision: start a cooldown of ``duration_ns`` from ``ts`` (or move
+        the end of the one in force), or end the one in force now. Returns the change, or
+        None when clearing a session that is not cooling down. A start forgets the breaches
+        counted so far, like an automatic one."""
+        if active:
+            if duration_ns <= 0:
+                raise ValueError("a cooldown needs a positive duration")
+            self.until = ts + duration_ns
+            self._breaches.clear()
+            return CooldownChange(True, ts, self.until, reason)
+        if not self.active(ts):
+            return None
+        self.until = 0
+        return CooldownChange(False, ts, ts, reason)
+
     def expire(self, ts: int) -> CooldownChange | None:
         """The end of a cooldown, reported once when time passes it."""
         if self.until and ts >= self.until:

@@ -194,6 +194,15 @@ class SessionEngine:
             self._apply_switch(ts)
         return self._drain()
 
+    def set_cooldown(self, *, active: bool, ts: int, duration_ns: int = 0, actor: str, reason: str
+                     ) -> list[TelemetryRecord]:
+        """An operator starts (for ``duration_ns``) or ends the cooldown at ``ts``; the change
+        is a ``cooldown_state_change`` naming the actor, like the automatic ones."""
+        change = self.cooldown.force(ts, active=active, duration_ns=duration_ns, reason=reason)
+        if change is not None:
+            self._emit("cooldown_state_change", ts, {**change.payload(), "actor": actor})
+        return self._drain()
+
     # --- internals ------------------------------------------------------------------------
 
     def _blend(self, symbol: str) -> Blend:

@@ -34,7 +34,7 @@ from django.utils import timezone
 from redis.exceptions import LockError
 
 from ifns_paper import marketbus
-from ifns_paper.exceptions import ApplicationError, Conflict, NotFound
+from ifns_paper.exceptions import ApplicationError, Conflict, NotFound, ValidationFailed
 from ifns_paper.feeds.recorder import HOUR_NS, entry_key, segments, stream_items
 from ifns_paper.paper_replay import replay_engine
 from sessions_app.checkpoints import engine_dump, engine_load
@@ -316,6 +316,17 @@ def shadows_roll(*, session_id: str | None = None) -> list[Backtest]:
 
 def backtest_files(backtest: Backtest) -> Path:
     return Path(settings.IFNS_DATA_DIR) / backtest.out_dir
+
+
+def imports_folder(name: str) -> Path:
+    """The results folder ``name`` under ``IFNS_IMPORTS_DIR`` (what automation may import:
+    nothing outside it). ``ValidationFailed`` naming ``folder`` otherwise."""
+    root = Path(settings.IFNS_IMPORTS_DIR).resolve()
+    folder = (root / name).resolve()
+    if root not in folder.parents or not folder.is_dir():
+        raise ValidationFailed(f"folder: no results folder {name!r} under the imports directory",
+                               {"folder": ["not a folder under IFNS_IMPORTS_DIR"]})
+    return folder
 
 
 def results_import(*, folder: Path | str, actor: str, live: bool = False) -> Backtest:

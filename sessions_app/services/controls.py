@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.lifecycle import SessionStatus
-from ifns_paper.exceptions import ValidationFailed
+from ifns_paper.exceptions import Conflict, NotFound, ValidationFailed
 from sessions_app import dispatch
 from sessions_app.models import KillSwitch, Lane, PaperSession, SessionCooldown
 from sessions_app.services.changelog import changelog_record
@@ -101,10 +101,57 @@ def kill_switch_record_automatic(*, scope: str, state: str, actor: str, reason: 
     _switch_write(scope=scope, state=SwitchState(state), actor=actor, reason=reason)
 
 
+MAX_COOLDOWN_S = 7 * 24 * 3600
+
+
+def cooldown_request(*, session_id: str, active: bool, actor: str, reason: str, duration_s: float | None = None,
+                     now: datetime | None = None) -> SessionCooldown:
+    """An operator starts a cooldown of ``duration_s`` seconds (no new risk; risk-reducing
+    orders still pass) or ends the one in force, on a running, paused or faulted session.
+
+    The engine owns the cooldown's clock, so the request waits on the session's cooldown row
+    and its next step applies it (a ``cooldown_state_change`` naming the actor); a running
+    session is stepped right after commit. Written with a change-log entry in one
+    transaction; a newer request replaces one not yet applied. Raises ``NotFound``,
+    ``ValidationFailed`` naming ``duration_s`` or ``reason``, or ``Conflict`` (a finished
+    session; clearing a session with no cooldown in force)."""
+    errors = {}
+    if not reason.strip():
+        errors["reason"] = ["say why: the reason goes to the change log"]
+    if active and (duration_s is None or not 0 < duration_s <= MAX_COOLDOWN_S):
+        errors["duration_s"] = [f"a cooldown needs a duration in seconds, above 0 and at most {MAX_COOLDOWN_S}"]
+    if not active and duration_s is not None:
+        errors["duration_s"] = ["only a cooldown being started takes a duration"]
+    if errors:
+        raise ValidationFailed("cooldown not changed", errors)
+    now = now or timezone.now()
+    with transaction.atomic():
+        session = PaperSession.objects.select_for_update(of=("self",)).filter(session_id=session_id).first()
+        if session is None:
+            raise NotFound(f"no session {session_id!r}")
+        if session.status not in _COVERED:
+            raise Conflict(f"session {session_id} is {session.status}: only a running, paused or faulted "
+                           "session has a cooldown to change")
+        row, _ = SessionCooldown.objects.select_for_update().get_or_create(session=session)
+        if not active and not row.active and not (row.requested or {}).get("active"):
+            raise Conflict(f"session {session_id} has no cooldown in force")
+        row.requested = {"active": active, "duration_s": duration_s, "actor": actor, "reason": reason,
+                         "at": now.isoformat()}
+        row.save(update_fields=["requested", "updated_at"])
+        changelog_record(actor=actor, action="cooldown_set" if active else "cooldown_clear",
+                         target_type="paper_session", target_id=session_id, reason=reason,
+                         before={"active": row.active, "until": row.until},
+                         after={"active": active, "duration_s": duration_s})
+        if session.status == SessionStatus.RUNNING:
+            transaction.on_commit(lambda: dispatch.step_enqueue(session_id))
+    return row
+
+
 def cooldown_record(*, session: PaperSession, active: bool, at_ns: int, until_ns: int, reason: str,
                     actor: str) -> SessionCooldown:
     """A cooldown the engine started or ended: the session's cooldown row and a change-log
-    entry. Precondition: inside the step's transaction with ``session`` locked."""
+    entry (an operator's change was logged when it was requested: it only updates the
+    row). Precondition: inside the step's transaction with ``session`` locked."""
     row, _ = SessionCooldown.objects.get_or_create(session=session)
     before = {"active": row.active, "until": row.until}
     row.active = active
@@ -112,11 +159,18 @@ def cooldown_record(*, session: PaperSession, active: bool, at_ns: int, until_ns
     if active:
         row.started_at = _dt(at_ns)
     row.reason = reason
-    row.save()
-    changelog_record(actor=actor, action="cooldown_start" if active else "cooldown_end",
-                     target_type="paper_session", target_id=session.session_id, reason=reason, before=before,
-                     after={"active": row.active, "until": row.until})
+    row.save(update_fields=["active", "until", "started_at", "reason", "updated_at"])
+    if actor.startswith("system:"):
+        changelog_record(actor=actor, action="cooldown_start" if active else "cooldown_end",
+                         target_type="paper_session", target_id=session.session_id, reason=reason, before=before,
+                         after={"active": row.active, "until": row.until})
     return row
+
+
+def cooldown_request_taken(*, session: PaperSession) -> None:
+    """The step handed the waiting request to the engine. Precondition: the step's
+    transaction, ``session`` locked."""
+    SessionCooldown.objects.filter(session=session).update(requested=None)
 
 
 def _dt(ns: int) -> datetime:

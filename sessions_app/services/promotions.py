@@ -198,65 +198,61 @@ ENVELOPE_FIELDS = ("max_order_notional", "max_position_notional_per_symbol", "ma
                    "max_daily_loss", "max_drawdown_pct", "max_orders_per_minute", "price_collar_bps")
 
 
-def _envelope_change(target: dict) -> dict:
-    """``{"lane", "changes": {field: value}}`` validated like ``paper.yaml``'s ``risk_envelope``
-    (every bad field at once): the lane's envelope before and after, changed fields only."""
+def _field_changes(target: dict, *, what: str, fields, spec, before: dict | None, missing: str,
+                   same=lambda a, b: a == b) -> tuple[dict, dict]:
+    """``target["changes"]`` applied to ``before`` and validated whole by the config schema
+    ``spec`` (every bad field at once): the changed fields' values before and after. ``what``
+    names the thing in messages ("the lane's envelope"); ``missing`` is the NotFound message
+    when ``before`` is None."""
     from pydantic import ValidationError
-
-    from ifns_paper.config.schema import RiskEnvelope as EnvelopeSpec
-    from sessions_app.models import RiskEnvelope
 
     changes = target.get("changes")
     if not isinstance(changes, dict) or not changes:
-        raise ApplicationError("changes: a mapping of envelope fields to new values is required")
-    unknown = sorted(set(changes) - set(ENVELOPE_FIELDS))
+        raise ApplicationError(f"changes: a mapping of {what} fields to new values is required")
+    unknown = sorted(set(changes) - set(fields))
     if unknown:
-        raise ApplicationError(f"changes: unknown field(s) {', '.join(unknown)} (fields: {', '.join(ENVELOPE_FIELDS)})")
-    row = RiskEnvelope.objects.filter(lane__name=target.get("lane")).first()
-    if row is None:
-        raise NotFound(f"lane: no lane {target.get('lane')!r}")
-    before = {f: plain(getattr(row, f)) for f in ENVELOPE_FIELDS}
+        raise ApplicationError(f"changes: unknown field(s) {', '.join(unknown)} (fields: {', '.join(fields)})")
+    if before is None:
+        raise NotFound(missing)
     try:
-        after = EnvelopeSpec.model_validate({**before, **changes}).model_dump(mode="json")
+        after = spec.model_validate({**before, **changes}).model_dump(mode="json")
     except ValidationError as exc:
         raise ApplicationError("changes: " + "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or 'envelope'}: {e['msg']}" for e in exc.errors())) from None
-    changed = [f for f in ENVELOPE_FIELDS if float(after[f]) != float(before[f])]
+            f"{'.'.join(str(x) for x in e['loc']) or what}: {e['msg']}" for e in exc.errors())) from None
+    changed = [f for f in fields if not same(after.get(f), before.get(f))]
     if not changed:
-        raise ApplicationError("changes: the lane's envelope has these values already")
-    return {"lane": target["lane"], "before": {f: before[f] for f in changed}, "after": {f: after[f] for f in changed}}
+        raise ApplicationError(f"changes: {what} has these values already")
+    return {f: before[f] for f in changed}, {f: after[f] for f in changed}
+
+
+def _envelope_change(target: dict) -> dict:
+    """``{"lane", "changes": {field: value}}`` validated like ``paper.yaml``'s ``risk_envelope``
+    (every bad field at once): the lane's envelope before and after, changed fields only."""
+    from ifns_paper.config.schema import RiskEnvelope as EnvelopeSpec
+    from sessions_app.models import RiskEnvelope
+
+    row = RiskEnvelope.objects.filter(lane__name=target.get("lane")).first()
+    before, after = _field_changes(
+        target, what="the lane's envelope", fields=ENVELOPE_FIELDS, spec=EnvelopeSpec,
+        before=None if row is None else {f: plain(getattr(row, f)) for f in ENVELOPE_FIELDS},
+        missing=f"lane: no lane {target.get('lane')!r}", same=lambda a, b: float(a) == float(b))
+    return {"lane": target["lane"], "before": before, "after": after}
 
 
 def _policy_change(target: dict) -> dict:
     """``{"policy_id", "changes": {field: value}}`` validated like ``execution_policies.json``
     (every bad field at once; the route must exist): before and after, changed fields only."""
-    from pydantic import ValidationError
-
     from broker_app.models import ExecutionRoute
     from broker_app.services import POLICY_FIELDS, policy_values
     from ifns_paper.config.schema import ExecutionPolicy as PolicySpec
 
-    changes = target.get("changes")
-    if not isinstance(changes, dict) or not changes:
-        raise ApplicationError("changes: a mapping of policy fields to new values is required")
-    unknown = sorted(set(changes) - set(POLICY_FIELDS))
-    if unknown:
-        raise ApplicationError(f"changes: unknown field(s) {', '.join(unknown)} (fields: {', '.join(POLICY_FIELDS)})")
-    before = policy_values(policy_id=target.get("policy_id") or "")
-    if before is None:
-        raise NotFound(f"policy_id: no execution policy {target.get('policy_id')!r}")
-    try:
-        after = PolicySpec.model_validate({**before, **changes}).model_dump(mode="json")
-    except ValidationError as exc:
-        raise ApplicationError("changes: " + "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or 'policy'}: {e['msg']}" for e in exc.errors())) from None
-    if not ExecutionRoute.objects.filter(route_id=after["route"]).exists():
+    before, after = _field_changes(
+        target, what="the policy", fields=POLICY_FIELDS, spec=PolicySpec,
+        before=policy_values(policy_id=target.get("policy_id") or ""),
+        missing=f"policy_id: no execution policy {target.get('policy_id')!r}")
+    if "route" in after and not ExecutionRoute.objects.filter(route_id=after["route"]).exists():
         raise ApplicationError(f"changes: route: no route {after['route']!r}")
-    changed = [f for f in POLICY_FIELDS if after.get(f) != before.get(f)]
-    if not changed:
-        raise ApplicationError("changes: the policy has these values already")
-    return {"policy_id": target["policy_id"], "before": {f: before[f] for f in changed},
-            "after": {f: after[f] for f in changed}}
+    return {"policy_id": target["policy_id"], "before": before, "after": after}
 
 
 def _registry_entry(target: dict) -> RegistryEntry:

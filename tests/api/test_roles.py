@@ -49,6 +49,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "session-positions": {"GET": READ},
     "session-clone": {"POST": OPERATE},
     "session-tag": {"POST": OPERATE},
+    "session-cooldown": {"GET": READ, "POST": OPERATE},
     "changelog": {"GET": READ},
     "system-health": {"GET": READ},
     "backtest-list": {"GET": READ},

@@ -142,6 +142,43 @@ def test_cooldown_after_breaches_is_reported_on_and_off():
     assert all("cooldown" in d["reasons"] or d["risk_reducing"] for d in during)
 
 
+def test_an_operator_cooldown_denies_new_risk_until_cleared_and_names_the_operator():
+    quotes, trades = market(10_000)
+    engine = SessionEngine(setup())
+    half = 5_000
+    run(engine, quotes.slice(0, half), trades.slice(0, 0), 1000)
+    t_set = int(quotes.ts[half - 1])
+
+    # the operator starts a 60 s cooldown: one event naming them, ending exactly 60 s later
+    started = engine.set_cooldown(active=True, ts=t_set, duration_ns=60_000 * MS, actor="api:ops", reason="news")
+    assert [(e.type, e.ts) for e in started] == [("cooldown_state_change", t_set)]
+    assert started[0].payload == {"active": True, "until_ns": t_set + 60_000 * MS, "reason": "news",
+                                  "actor": "api:ops"}
+    during = run(engine, quotes.slice(half, half + 600), trades.slice(0, 0), 100)  # 600 quotes: 30 s
+    decisions = [e.payload for e in during if e.type == "dra_decision"]
+    assert decisions, "no decision in the cooled-down window"
+    assert all("cooldown" in d["reasons"] for d in decisions if not d["risk_reducing"])
+    assert not [e for e in during if e.type == "order_submitted" and not _reducing(e, during)]
+
+    # and ends it early: one event at the time asked, then decisions are free of the cooldown
+    t_clear = int(quotes.ts[half + 599])
+    ended = engine.set_cooldown(active=False, ts=t_clear, actor="api:ops", reason="all clear")
+    assert [e.payload for e in ended] == [{"active": False, "until_ns": t_clear, "reason": "all clear",
+                                           "actor": "api:ops"}]
+    after = run(engine, quotes.slice(half + 600, 10_000), trades.slice(0, 0), 100)
+    assert any(e.type == "dra_decision" for e in after)
+    assert not [e for e in after if e.type == "cooldown_state_change"]  # no second "over" when 60 s pass
+    assert not [e for e in after if e.type == "dra_decision" and "cooldown" in e.payload["reasons"]]
+    # clearing again changes nothing
+    assert engine.set_cooldown(active=False, ts=int(quotes.ts[-1]), actor="api:ops", reason="again") == []
+
+
+def _reducing(submitted, events) -> bool:
+    decision = next(e.payload for e in events
+                    if e.type == "dra_decision" and e.payload["decision_id"] == submitted.payload["decision_id"])
+    return decision["risk_reducing"]
+
+
 def test_a_user_supplied_model_by_dotted_path():
     good = CallableModel(registry_id="model.user", version="0.0.1", path="tests.engine.user_models:contrarian")
     quotes, trades = market(4000)

@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 row = shadow_backtest(session_id=options["session_id"], actor=actor, latency=options["latency"],
                                       rolling=options["rolling"])
             except ApplicationError as exc:
-                raise CommandError(exc.message) from None
+                raise CommandError(exc.described()) from None
             p = row.params
             if p.get("rolling") and "state" not in p:
                 self.stdout.write(f"rolling backtest {row.backtest_id} registered: it follows {p['feed']} from the "
@@ -84,7 +84,7 @@ def import_results(command: BaseCommand, folder: str, actor: str | None, *, live
     try:
         row = results_import(folder=folder, actor=actor or f"cli:{getpass.getuser()}", live=live)
     except ApplicationError as exc:
-        raise CommandError(exc.message) from None
+        raise CommandError(exc.described()) from None
     command.stdout.write(f"{row.get_kind_display()} {row.backtest_id} registered "
                          f"({row.params['fills']:,} fills, {row.params['equity_points']:,} equity points); "
                          f"files in data/{row.out_dir}\n")

@@ -35,7 +35,7 @@ class Command(BaseCommand):
             fetch = comparison_stored if options["stored"] else comparison_refresh
             c = fetch(session_id=session_id, backtest_id=backtest)
         except ApplicationError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(exc.described()) from None
         if options["json"]:
             self.stdout.write(json.dumps(c, indent=2))
             return

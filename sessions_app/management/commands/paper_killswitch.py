@@ -36,8 +36,7 @@ class Command(BaseCommand):
             switch = services.kill_switch_set(scope=options["scope"], state=options["state"], actor=actor,
                                               reason=options["reason"])
         except ApplicationError as exc:
-            details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.extra.get("errors", {}).items())
-            raise CommandError(f"{exc.message}{' (' + details + ')' if details else ''}") from None
+            raise CommandError(exc.described()) from None
         self.stdout.write(self.style.SUCCESS(f"{switch.scope}: {switch.state}"))
 
     def _list(self) -> None:

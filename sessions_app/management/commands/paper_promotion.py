@@ -98,7 +98,7 @@ class Command(BaseCommand):
                                   f"{'; ' + json.dumps(row.result) if row.result else ''}")
                 return
         except ApplicationError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(exc.described()) from None
         rows = PromotionRequest.objects.select_related("session", "evaluation")
         if o["status"]:
             rows = rows.filter(status=o["status"])

@@ -35,7 +35,7 @@ class Command(BaseCommand):
             try:
                 user = user_roles_set(username=options["username"], roles=options["roles"])
             except ApplicationError as exc:
-                raise CommandError(exc.message) from None
+                raise CommandError(exc.described()) from None
             self.stdout.write(f"{user.username}: {', '.join(options['roles']) or 'no role'}")
             return
         for role in Role:

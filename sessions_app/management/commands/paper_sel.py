@@ -52,7 +52,7 @@ class Command(BaseCommand):
         try:
             row = sel_evaluate(session_id=session_id, actor=options["actor"] or f"cli:{getpass.getuser()}")
         except ApplicationError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(exc.described()) from None
         if options["json"]:
             self.stdout.write(json.dumps(row.as_record(), indent=2))
             return

@@ -2,6 +2,7 @@
 
     paper_session register FILE        validate a session file against the config dir and register it
     paper_session start|pause|resume|stop|abort SESSION_ID [--reason TEXT] [--actor NAME]
+    paper_session cooldown SESSION_ID (--set SECONDS | --clear) --reason TEXT
     paper_session list [--lane LANE] [--status STATUS]
 """
 
@@ -46,6 +47,13 @@ class Command(BaseCommand):
         tag.add_argument("--remove", action="store_true")
         tag.add_argument("--reason", required=True)
         tag.add_argument("--actor", default=None)
+        cool = sub.add_parser("cooldown", help="start or end a session's cooldown (no new risk)")
+        cool.add_argument("session_id")
+        which = cool.add_mutually_exclusive_group(required=True)
+        which.add_argument("--set", type=float, metavar="SECONDS", dest="duration_s", help="cool down for SECONDS")
+        which.add_argument("--clear", action="store_true", help="end the cooldown in force")
+        cool.add_argument("--reason", required=True)
+        cool.add_argument("--actor", default=None)
         listing = sub.add_parser("list", help="list sessions")
         listing.add_argument("--lane", default=None)
         listing.add_argument("--status", default=None, choices=[s.value for s in SessionStatus])
@@ -70,13 +78,21 @@ class Command(BaseCommand):
                 s = session_tag(session_id=options["session_id"], tag=options["tag"], actor=actor,
                                 reason=options["reason"], remove=options["remove"])
                 self.stdout.write(self.style.SUCCESS(f"{s.session_id}: tags {', '.join(s.tags) or 'none'}"))
+            elif command == "cooldown":
+                from sessions_app.services.controls import cooldown_request
+
+                cooldown_request(session_id=options["session_id"], active=not options["clear"],
+                                 duration_s=options["duration_s"], actor=actor, reason=options["reason"])
+                what = "end of the cooldown" if options["clear"] else f"cooldown of {options['duration_s']:,g} s"
+                self.stdout.write(self.style.SUCCESS(f"{options['session_id']}: {what} requested; "
+                                                     "the session's next step applies it"))
             else:
                 session = services.session_transition(
                     session_id=options["session_id"], action=command, actor=actor, reason=options["reason"]
                 )
                 self.stdout.write(self.style.SUCCESS(f"{session.session_id}: {session.status}"))
         except ApplicationError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(exc.described()) from None
 
     def _register(self, file: str, config_dir: str | None, actor: str, reason: str) -> None:
         path = Path(file)
@@ -105,12 +121,19 @@ class Command(BaseCommand):
                          "-" if h["step_lag_ms"] is None else f"{h['step_lag_ms']:,.0f} ms",
                          "-" if h["steps_per_min"] is None else str(h["steps_per_min"]),
                          switch["state"] + (f" ({switch['scope']})" if switch["scope"] else ""),
-                         f"until {h['cooldown']['until'][11:19]}Z" if h["cooldown"]["active"] else "-",
+                         _cooldown_cell(h["cooldown"]),
                          h["last_fault"] or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         self.stdout.write("PAPER sessions (env=paper)")
         for row in rows:
             self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cooldown_cell(cooldown: dict) -> str:
+    cell = f"until {cooldown['until'][11:19]}Z" if cooldown["active"] else "-"
+    if cooldown.get("requested"):
+        cell += " (clear requested)" if not cooldown["requested"]["active"] else " (set requested)"
+    return cell
 
 
 def _ts(value) -> str:

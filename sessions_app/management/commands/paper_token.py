@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"API token #{token.pk} ({token.prefix}…) of {token.user.username} revoked")
                 return
         except ApplicationError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(exc.described()) from None
         rows = ApiToken.objects.select_related("user")
         if options["username"]:
             rows = rows.filter(user__username=options["username"])
