@@ -233,6 +233,9 @@ def session_health(sessions: list[PaperSession], *, client: redis.Redis | None =
             "steps_per_min": step.get("steps_per_min") if live else None,
             "last_fault": s.last_fault or None,
             "last_fault_at": _iso(s.last_fault_at),
+            # the book as of the last step (account currency): live figures between summaries
+            "equity": step.get("equity"), "pnl": step.get("pnl"), "fills": step.get("fills"),
+            "data_ts_ns": data_ts,
             "kill_switch": {"state": state, "scope": scope if state != SwitchState.ACTIVE else None,
                             "reason": switch_row.reason if switch_row and state != SwitchState.ACTIVE else ""},
             "cooldown": {"active": bool(cooldown and cooldown.active), "until": _iso(cooldown.until) if cooldown and cooldown.active else None,

@@ -552,12 +552,21 @@ def _publish_health(client, stepped: dict[str, _Cached]) -> None:
         times.append(now_s)
         while times and times[0] < now_s - 60:
             times.popleft()
+        ledger = c.engine.ledger
         mapping[sid] = json.dumps({"offsets": c.offsets, "data_ts": c.data_ts, "stepped_at": wall,
-                                   "steps_per_min": len(times)})
+                                   "steps_per_min": len(times),
+                                   # the book as of this step, for the pages' live figures
+                                   "equity": _finite(ledger.equity),
+                                   "pnl": _finite(ledger.equity - ledger.starting_capital),
+                                   "fills": ledger.fill_count})
     try:
         client.hset(HEALTH_KEY, mapping=mapping)
     except redis.RedisError:
         log.warning("could not publish step health", exc_info=True)
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 6) if math.isfinite(x) else None
 
 
 def _remember(stepped: dict[str, _Cached]) -> None:

@@ -39,6 +39,14 @@ def test_step_lag_is_the_feed_head_minus_what_the_session_processed(loaded, bus)
     session_step(session_id=SID, client=bus)
     h = health()
     assert h["step_lag_ms"] == 0.0  # it processed up to the newest entry
+    # the book as of that step: the checkpoint's figures and the fills written
+    from broker_app.models import PaperFill
+    from sessions_app.models import SessionCheckpoint
+
+    cp = SessionCheckpoint.objects.get(session__session_id=SID)
+    assert h["equity"] == pytest.approx(cp.equity) and h["pnl"] == pytest.approx(cp.equity - 1_000_000)
+    assert h["fills"] == PaperFill.objects.filter(session__session_id=SID).count()
+    assert h["data_ts_ns"] == t_last
     assert h["steps_per_min"] == 1 and h["last_step_at"] is not None and h["last_step_age_s"] < 5
 
     # the feed moves on 1.5 s (a clock entry), the session has not stepped yet
@@ -54,7 +62,7 @@ def test_switch_cooldown_and_fault_in_force_are_shown(loaded, bus):
     session_transition(session_id=SID, action="start", actor="t")
     h = health()
     assert h["kill_switch"] == {"state": "active", "scope": None, "reason": ""}
-    assert h["cooldown"] == {"active": False, "until": None, "reason": ""}
+    assert h["cooldown"] == {"active": False, "until": None, "reason": "", "requested": None}
     assert h["step_lag_ms"] is None and h["last_fault"] is None  # never stepped
 
     kill_switch_set(scope="global", state="reducing", actor="cli:ops", reason="vol")
@@ -64,7 +72,7 @@ def test_switch_cooldown_and_fault_in_force_are_shown(loaded, bus):
     SessionCooldown.objects.create(session=session, active=True, reason="3 risk breaches within the window",
                                    until="2026-11-29T12:05:00Z")
     assert health()["cooldown"] == {"active": True, "until": "2026-11-29T12:05:00+00:00",
-                                    "reason": "3 risk breaches within the window"}
+                                    "reason": "3 risk breaches within the window", "requested": None}
 
     from sessions_app.services import Fault, session_fault
     session_fault(session_id=SID, fault=Fault("run", RuntimeError("boom")))
