@@ -7,4 +7,9 @@ app_name = "mirror"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("sessions/<slug:session_id>/", views.session_detail, name="session-detail"),
+    path("sessions/<slug:session_id>/events/", views.session_event_rows, name="session-event-rows"),
+    path("sessions/<slug:session_id>/action/", views.session_action, name="session-action"),
+    path("sessions/<slug:session_id>/cooldown/", views.session_cooldown, name="session-cooldown"),
+    path("controls/killswitch/", views.kill_switch, name="kill-switch"),
+    path("controls/banner/", views.controls_banner, name="controls-banner"),
 ]

@@ -36,7 +36,7 @@ def session_list(*, lane: str | None = None, status: str | None = None, owner: s
                  ) -> QuerySet[PaperSession]:
     """Sessions, filtered: ``strategy`` is ``registry_id`` or ``registry_id@version``; ``text``
     is looked for (case-insensitive) in the id, the owner and the objective. Callers check
-    that a lane or strategy they pass exists (``lane_exists``, ``strategy_exists``)."""
+    that a lane or strategy they pass exists (``lane_names``, ``strategy_exists``)."""
     qs = PaperSession.objects.select_related("lane", "strategy", "execution_policy").prefetch_related(
         "model_links__entry"
     )
@@ -155,6 +155,18 @@ def _strictest(candidates: list[tuple[str, str]]) -> tuple[str, str]:
         if SEVERITY[SwitchState(state)] > SEVERITY[SwitchState(best[0])]:
             best = (state, scope)
     return best
+
+
+def kill_switches_in_force() -> list[KillSwitch]:
+    """The switches set to anything but ``active`` (global first, then lanes, then sessions
+    that are not finished), for the pages' header: one query, two when sessions have one."""
+    rows = list(KillSwitch.objects.exclude(state=SwitchState.ACTIVE.value))
+    named = [k.scope.removeprefix("session:") for k in rows if k.scope.startswith("session:")]
+    finished = set(PaperSession.objects.filter(session_id__in=named, status__in=TERMINAL)
+                   .values_list("session_id", flat=True)) if named else set()
+    rows = [k for k in rows if k.scope.removeprefix("session:") not in finished]
+    order = {"global": 0, "lane": 1, "session": 2}
+    return sorted(rows, key=lambda k: (order.get(k.scope.partition(":")[0], 3), k.scope))
 
 
 def kill_switch_states() -> list[SwitchView]:

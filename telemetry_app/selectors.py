@@ -67,6 +67,25 @@ def minute_series_for_session(*, session_id: str, after_ns: int | None = None) -
     return minutes
 
 
+def recent_equity(*, session_pks: list[int], minutes: int = 60) -> dict[int, list[float]]:
+    """Each session's equity at every whole minute of its last ``minutes`` minutes of data
+    (its own newest sample as the end), oldest first, by session row id: one query."""
+    from django.db.models import OuterRef, Subquery
+
+    if not session_pks:
+        return {}
+    newest = Subquery(EquitySample.objects.filter(session_id=OuterRef("session_id")).order_by("-ts_ns")
+                      .values("ts_ns")[:1])
+    rows = (EquitySample.objects.filter(session_id__in=session_pks)
+            .annotate(rest=F("ts_ns") % 60_000_000_000, newest=newest).filter(rest=0)
+            .filter(ts_ns__gt=F("newest") - minutes * 60_000_000_000)
+            .order_by("session_id", "ts_ns").values_list("session_id", "equity"))
+    out: dict[int, list[float]] = {}
+    for pk, equity in rows:
+        out.setdefault(pk, []).append(equity)
+    return out
+
+
 def event_payloads(*, session_id: str, event_types: list[str], after: int = 0) -> dict[str, list[dict]]:
     """A session's events of ``event_types`` with a sequence number above ``after``, as their
     payloads plus ``ts`` (event time, epoch ns at microsecond precision) and ``sequence``, by

@@ -51,6 +51,18 @@ def backtest_for(session: PaperSession, backtest_id: str | None) -> Backtest:
     return row
 
 
+def backtest_equity(*, session_id: str, backtest_id: str | None = None) -> dict:
+    """The equity samples (``ts`` epoch ns, ``equity``) of the backtest a comparison of the
+    session uses (``backtest_for``): what the drill-down draws over the session's equity.
+    ``NotFound`` without a session or a backtest."""
+    session = PaperSession.objects.filter(session_id=session_id).first()
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    backtest = backtest_for(session, backtest_id)
+    return {"backtest_id": backtest.backtest_id, "kind": backtest.kind,
+            "points": _equity_series(backtest_files(backtest))}
+
+
 def _ndjson(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 

@@ -106,24 +106,120 @@
   });
   let queue = Promise.resolve();
 
-  function prependEventRow(event) {
-    const table = document.querySelector('#events[data-events-of="' + CSS.escape(event.session_id) + '"] tbody');
+  // The event stream's rows are rendered by the server (readable, the raw JSON one click
+  // away): the table asks for what came after its newest row, with its filters; one fetch
+  // at a time, again if more came meanwhile. Nothing is built from the message itself, so
+  // the table can neither skip nor repeat an event whatever the socket did.
+  const streams = new Map();  // session id -> {busy, again}
+  function eventsTable(sessionId) {
+    return document.querySelector('#events[data-events-of="' + CSS.escape(sessionId) + '"]');
+  }
+  function filterQuery() {
+    const form = document.getElementById("event-filters");
+    if (!form) return "";
+    const params = new URLSearchParams(new FormData(form));
+    for (const [k, v] of Array.from(params.entries())) if (!v) params.delete(k);
+    const q = params.toString();
+    return q ? "&" + q : "";
+  }
+  async function refreshEvents(sessionId) {
+    const table = eventsTable(sessionId);
     if (!table) return;
-    const row = document.createElement("tr");
-    row.dataset.sequence = String(event.sequence);
-    row.append(text("td", "", String(event.sequence)), text("td", "", event.type),
-      text("td", "", event.event_time.replace("T", " ").slice(0, 19)),
-      (() => { const td = document.createElement("td"); td.append(text("code", "", JSON.stringify(event.payload))); return td; })());
-    const empty = table.querySelector("td[colspan]");
-    if (empty) empty.parentElement.remove();
-    table.prepend(row);
+    const state = streams.get(sessionId) || { busy: false, again: false };
+    streams.set(sessionId, state);
+    if (state.busy) { state.again = true; return; }
+    state.busy = true;
+    try {
+      do {
+        state.again = false;
+        const newest = table.tBodies[0].querySelector("tr[data-sequence]");
+        const after = newest ? newest.dataset.sequence : "0";
+        const response = await fetch(table.dataset.rowsUrl + "?after=" + after + filterQuery(), { credentials: "same-origin" });
+        if (!response.ok) break;
+        const html = (await response.text()).trim();
+        if (html) {
+          table.tBodies[0].querySelectorAll("tr:not([data-sequence]):not(.more-row)").forEach((r) => r.remove());
+          table.tBodies[0].insertAdjacentHTML("afterbegin", html);
+          table.dataset.newest = table.tBodies[0].querySelector("tr[data-sequence]").dataset.sequence;
+        }
+      } while (state.again);
+    } finally {
+      state.busy = false;
+    }
+  }
+  async function reloadEvents(table) {  // the filters changed: the first page again
+    const response = await fetch(table.dataset.rowsUrl + "?" + filterQuery().slice(1), { credentials: "same-origin" });
+    if (response.ok) table.tBodies[0].innerHTML = await response.text();
+  }
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button.older");
+    if (!button) return;
+    const table = button.closest("table");
+    button.disabled = true;
+    const response = await fetch(table.dataset.rowsUrl + "?before=" + button.dataset.before + filterQuery(), { credentials: "same-origin" });
+    if (!response.ok) { button.disabled = false; return; }
+    const html = await response.text();
+    button.closest("tr").remove();
+    table.tBodies[0].insertAdjacentHTML("beforeend", html);
+  });
+  const filters = document.getElementById("event-filters");
+  if (filters) filters.addEventListener("change", () => reloadEvents(document.getElementById("events")));
+
+  // The header's kill-switch banner: fetched again when a switch may have changed.
+  let bannerBusy = false;
+  const switchSeen = new Map();
+  async function refreshBanner() {
+    const holder = document.getElementById("controls-banner");
+    if (!holder || bannerBusy) return;
+    bannerBusy = true;
+    try {
+      const response = await fetch(holder.dataset.src, { credentials: "same-origin" });
+      if (response.ok) holder.innerHTML = await response.text();
+    } finally {
+      bannerBusy = false;
+    }
+  }
+  function watchSwitch(h) {
+    const signature = h.kill_switch.state + "|" + (h.kill_switch.scope || "");
+    const before = switchSeen.get(h.session_id);
+    switchSeen.set(h.session_id, signature);
+    if (before !== undefined && before !== signature) refreshBanner();
+  }
+
+  function money(x, currency, signed) {
+    if (x === null || x === undefined) return "\u2014";
+    const text = Math.abs(x).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    const sign = x > 0 ? (signed ? "+" : "") : x < 0 ? "\u2212" : "";
+    return sign + text + (currency ? " " + currency : "");
+  }
+  function signClass(x) { return x > 0 ? "up" : x < 0 ? "down" : "flat"; }
+  function applyBook(h) {  // live figures of the last step's book: overview rows, drill-down stats
+    if (h.pnl === null || h.pnl === undefined) return;
+    const id = CSS.escape(h.session_id);
+    document.querySelectorAll('[data-session="' + id + '"][data-currency], [data-health-of="' + id + '"][data-currency]').forEach((row) => {
+      const currency = row.dataset.currency, capital = Number(row.dataset.capital);
+      const pnl = row.querySelector('[data-role="pnl"]');
+      if (pnl) { pnl.textContent = money(h.pnl, currency, true); pnl.dataset.value = String(h.pnl); pnl.classList.remove("up", "down", "flat"); pnl.classList.add(signClass(h.pnl)); }
+      const ret = row.querySelector('[data-role="return"]');
+      if (ret && capital) {
+        const pct = h.pnl / capital * 100;
+        ret.textContent = (pct >= 0 ? "+" : "\u2212") + Math.abs(pct).toFixed(3) + " %";
+        ret.dataset.value = String(pct);
+        ret.classList.remove("up", "down", "flat"); ret.classList.add(signClass(pct));
+      }
+      const equity = row.querySelector('[data-role="equity"]');
+      if (equity) equity.textContent = money(h.equity, currency, false);
+      const fills = row.querySelector('[data-role="fills"]');
+      if (fills && h.fills !== null) fills.textContent = h.fills.toLocaleString("en-US");
+    });
   }
 
   function render(event) {
     if (event.type === "paper_session_state_change") applyStateChange(event);
     if (event.type === "feed_health") applyFeedHealth(event);
-    if (event.type === "session_health") applyHealth(event);
-    if (event.sequence !== undefined) prependEventRow(event);
+    if (event.type === "session_health") { applyHealth(event); applyBook(event); watchSwitch(event); }
+    if (event.type === "kill_switch_change") refreshBanner();
+    if (event.sequence !== undefined && event.session_id !== undefined) refreshEvents(event.session_id);
     document.dispatchEvent(new CustomEvent("ifns:event", { detail: event }));
   }
 

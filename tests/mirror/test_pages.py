@@ -14,14 +14,14 @@ from tests.conftest import AUTH_QUERIES, clone_sessions
 SID = "research_fx_momentum_v13"
 SHIPPED_SESSIONS = {"gatecheck_fx_momentum_v12", "research_crypto_trend", "research_fx_momentum_v13"}
 
-_ROW = re.compile(r'<tr data-session="(?P<sid>[^"]+)"[^>]*>(?P<row>.*?)</tr>', re.S)
+_ROW = re.compile(r'data-session="(?P<sid>[^"]+)"')
 _STATUS = re.compile(r'data-role="status">\s*([^<\s]+)\s*<')
 _SECTION = re.compile(r'<section class="lane" id="lane-(?P<lane>[^"]+)".*?</section>', re.S)
 
 
 def _statuses(html: str) -> dict[str, str]:
     """session_id -> status shown in its row."""
-    return {m["sid"]: _STATUS.search(m["row"]).group(1) for m in _ROW.finditer(html)}
+    return {m["sid"]: _STATUS.search(html, m.end()).group(1) for m in _ROW.finditer(html)}
 
 
 def _sections(html: str) -> dict[str, str]:
@@ -86,8 +86,9 @@ def test_overview_without_configuration_says_so(db, client):
 
 
 def test_overview_query_count_is_bounded_and_flat(loaded, client, django_assert_max_num_queries):
-    # given the shipped sessions (lanes, sessions, models, feeds; switches and cooldowns for health)
-    with django_assert_max_num_queries(AUTH_QUERIES + 8) as few:
+    # given the shipped sessions: lane names (the filter), lanes, sessions, switches and cooldowns
+    # (health), summaries, sparklines, the header's switches in force, feeds
+    with django_assert_max_num_queries(AUTH_QUERIES + 9) as few:
         assert client.get("/").status_code == 200
 
     # when there are more sessions
@@ -122,11 +123,13 @@ def test_session_detail_shows_definition_events_and_change_log(loaded, client):
     assert "allowed next: pause, stop, abort" in html
 
     events = response.context["events"]
-    assert [(e.sequence, e.event_type) for e in events] == [
+    assert [(e["sequence"], e["type"]) for e in events] == [
         (2, "paper_session_state_change"), (1, "paper_session_state_change")]  # newest first
     events_table = html.split('id="events"', 1)[1].split("</table>", 1)[0]
-    assert re.findall(r"<tr data-sequence=\"(\d+)\">", events_table) == ["2", "1"]  # newest first
-    assert "<td>paper_session_state_change</td>" in events_table
+    assert re.findall(r"<tr data-sequence=\"(\d+)\"", events_table) == ["2", "1"]  # newest first
+    # readable rows, the raw JSON one click away
+    assert "scheduled → running by cli:alice · kick-off run" in events_table
+    assert "<summary>raw JSON</summary>" in events_table
 
     changes = [(c.actor, c.action, c.reason) for c in response.context["changes"]]
     assert changes[0] == ("cli:alice", "session_start", "kick-off run")
@@ -141,7 +144,7 @@ def test_session_detail_of_a_scheduled_session(loaded, client):
     html = response.content.decode()
     assert _statuses(html) == {SID: "scheduled"}
     assert "allowed next: start, abort" in html
-    assert [e.sequence for e in response.context["events"]] == [1]
+    assert [e["sequence"] for e in response.context["events"]] == [1]
 
 
 def test_session_detail_of_a_terminal_session(loaded, client):

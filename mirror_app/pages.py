@@ -1,0 +1,220 @@
+"""What the Mirror pages show, gathered from the apps' selectors (reads only): the
+overview's rows with their metrics and sparklines, the drill-down's figures, chart data
+and tables. A fixed number of queries per page whatever the number of sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from broker_app.selectors import fills_for_session, orders_for_session, positions_for_session
+from ifns_paper.engine.lifecycle import SessionStatus
+from mirror_app import formatting as fmt
+from sessions_app import dispatch, selectors
+from sessions_app.models import PaperSession
+from telemetry_app.selectors import (
+    event_payloads,
+    events_for_session,
+    recent_equity,
+    series_for_session,
+    summaries_latest,
+)
+
+SPARK_MINUTES = 60  # an overview sparkline covers the last hour of a session's equity
+EVENT_PAGE = 50
+CHART_POINTS = 2000  # the most equity points a drill-down draws (older ones downsampled)
+LIVE = (SessionStatus.RUNNING, SessionStatus.PAUSED, SessionStatus.FAULTED)
+
+
+def risk_usage(summary: dict | None) -> tuple[float | None, str]:
+    """The highest envelope utilisation (peak as a fraction of its limit) and which limit."""
+    if not summary:
+        return None, ""
+    best, which = None, ""
+    for name, u in (summary.get("risk") or {}).items():
+        items = u.items() if name == "position_per_symbol" else [(name, u)]
+        for label, v in items:
+            if isinstance(v, dict) and v.get("peak") is not None and (best is None or v["peak"] > best):
+                best, which = v["peak"], label if name != "position_per_symbol" else f"position {label}"
+    return best, which
+
+
+@dataclass
+class SessionRow:
+    session: PaperSession
+    health: dict
+    summary: dict | None
+    spark: list[float] = field(default_factory=list)
+
+    @property
+    def currency(self) -> str:
+        return self.session.lane.currency
+
+    @property
+    def pnl(self):
+        """Live P&L (the last step's book) when the session has stepped in this worker's
+        view, else the summary's."""
+        if self.health.get("pnl") is not None:
+            return self.health["pnl"]
+        return (self.summary or {}).get("pnl", {}).get("total")
+
+    @property
+    def return_pct(self):
+        pnl = self.pnl
+        capital = (self.summary or {}).get("pnl", {}).get("starting_capital") or float(self.session.lane.capital_amount)
+        return None if pnl is None or not capital else pnl / capital * 100
+
+    @property
+    def max_dd_pct(self):
+        dd = ((self.summary or {}).get("returns") or {}).get("max_drawdown") or {}
+        return None if dd.get("depth") is None else dd["depth"] * 100
+
+    @property
+    def slippage(self) -> dict:
+        return ((self.summary or {}).get("execution") or {}).get("slippage") or {}
+
+    @property
+    def risk(self) -> tuple[float | None, str]:
+        return risk_usage(self.summary)
+
+    @property
+    def tracking_error(self):
+        return ((self.summary or {}).get("benchmark") or {}).get("tracking_error")
+
+    @property
+    def incidents(self) -> int | None:
+        return None if self.summary is None else self.summary.get("incidents", {}).get("count")
+
+    @property
+    def spark_points(self) -> str:
+        """The sparkline as SVG polyline points in a 120 × 28 box."""
+        ys = self.spark
+        if len(ys) < 2:
+            return ""
+        lo, hi = min(ys), max(ys)
+        span = (hi - lo) or 1.0
+        step = 120 / (len(ys) - 1)
+        return " ".join(f"{i * step:.1f},{26 - (y - lo) / span * 24:.1f}" for i, y in enumerate(ys))
+
+    @property
+    def spark_up(self) -> bool:
+        return len(self.spark) >= 2 and self.spark[-1] >= self.spark[0]
+
+
+@dataclass
+class LaneBlock:
+    lane: object
+    rows: list[SessionRow]
+
+
+def overview(*, lane: str | None = None, status: str | None = None, owner: str | None = None,
+             tag: str | None = None) -> list[LaneBlock]:
+    """Every lane with its sessions (filtered), each with health, latest summary and the
+    last hour's equity sparkline."""
+    lanes = list(selectors.lanes_overview().prefetch_related(None))  # the sessions come filtered, below
+    sessions = list(selectors.session_list(lane=lane, status=status, owner=owner, tag=tag).prefetch_related(None))
+    health = selectors.session_health(sessions, client=dispatch.redis_client())
+    ids = [s.session_id for s in sessions]
+    summaries = summaries_latest(session_ids=ids)
+    sparks = recent_equity(session_pks=[s.pk for s in sessions], minutes=SPARK_MINUTES)
+    by_lane: dict[str, list[SessionRow]] = {}
+    for s in sessions:
+        by_lane.setdefault(s.lane.name, []).append(
+            SessionRow(s, health[s.session_id], summaries.get(s.session_id), sparks.get(s.pk, [])))
+    return [LaneBlock(ln, by_lane.get(ln.name, [])) for ln in lanes if lane in (None, ln.name)]
+
+
+# --- drill-down -----------------------------------------------------------------------------
+
+ANNOTATED = ["incident", "risk_breach", "kill_switch_change", "cooldown_state_change",
+             "paper_session_state_change"]
+
+
+def chart_data(session: PaperSession) -> dict:
+    """Everything the drill-down's charts draw, JSON-safe, times in epoch seconds (UTC):
+    equity, drawdown (%), gross/net exposure, marks per symbol (the price line), fills
+    (markers), annotations (incidents, breaches, controls) and, when there is one, the
+    backtest the comparison uses (its equity drawn over the session's)."""
+    points = series_for_session(session_id=session.session_id)
+    if len(points) > CHART_POINTS:  # keep the newest exactly, thin the rest evenly
+        step = len(points) / CHART_POINTS
+        points = [points[int(i * step)] for i in range(CHART_POINTS - 1)] + [points[-1]]
+    lots = (session.sizing or {}).get("lot_sizes") or {}
+    sec = 1e9
+    marks: dict[str, list] = {}
+    for p in points:
+        for sym, mid in (p.get("marks") or {}).items():
+            if mid == mid and mid is not None:
+                marks.setdefault(sym, []).append([p["ts_ns"] / sec, mid])
+    fills = [{"t": f["event_time"].timestamp(), "symbol": f["symbol"], "side": f["side"], "qty": f["quantity"],
+              "price": f["price"], "label": f"{f['side'].upper()} {fmt.qty(f['quantity'], lots.get(f['symbol']))}"}
+             for f in fills_for_session(session_id=session.session_id).order_by("event_time", "id")
+             .values("event_time", "symbol", "side", "quantity", "price")]
+    notes = event_payloads(session_id=session.session_id, event_types=ANNOTATED)
+    annotations = [{"t": e["ts"] / sec, "kind": kind, "symbol": e.get("symbol"),
+                    "text": fmt.describe_event(kind, e, lots=lots)}
+                   for kind, items in notes.items() for e in items]
+    annotations.sort(key=lambda a: a["t"])
+    return {
+        "currency": session.lane.currency,
+        "equity": [[p["ts_ns"] / sec, p["equity"]] for p in points],
+        "drawdown": [[p["ts_ns"] / sec, -p["drawdown"] * 100] for p in points],
+        "gross": [[p["ts_ns"] / sec, p["gross"]] for p in points],
+        "net": [[p["ts_ns"] / sec, p["net"]] for p in points],
+        "marks": marks,
+        "fills": fills,
+        "annotations": annotations,
+        "backtest": backtest_overlay(session),
+        "lots": lots,
+    }
+
+
+def backtest_overlay(session: PaperSession) -> dict | None:
+    """The backtest the comparison uses by default (the rolling shadow, else the newest
+    shadow), its equity as ``[[t, equity], ...]``; None when there is none."""
+    from ifns_paper.exceptions import NotFound
+    from sessions_app.services.comparisons import backtest_equity
+
+    try:
+        bt = backtest_equity(session_id=session.session_id)
+    except NotFound:
+        return None
+    return {"backtest_id": bt["backtest_id"], "kind": bt["kind"],
+            "equity": [[p["ts"] / 1e9, p["equity"]] for p in bt["points"]]}
+
+
+def event_rows(session: PaperSession, *, after: int | None = None, before: int | None = None,
+               event_type: str | None = None, symbol: str | None = None, limit: int = EVENT_PAGE) -> list[dict]:
+    """A page of the session's events as readable rows, newest first: those after ``after``
+    (live: what came since the page's newest row) or before ``before`` (paging back)."""
+    qs = events_for_session(session_id=session.session_id, event_type=event_type, symbol=symbol)
+    if after is not None:
+        qs = qs.filter(sequence__gt=after)
+    if before is not None:
+        qs = qs.filter(sequence__lt=before)
+    lots = (session.sizing or {}).get("lot_sizes") or {}
+    rows = []
+    for e in qs.order_by("-sequence")[:limit]:
+        rows.append({"sequence": e.sequence, "type": e.event_type, "time": e.event_time,
+                     "symbol": e.payload.get("symbol", ""), "text": fmt.describe_event(e.event_type, e.payload, lots=lots),
+                     "payload": e.payload})
+    return rows
+
+
+def tables(session: PaperSession) -> dict:
+    """Positions, working orders and the latest fills, ready to show."""
+    lots = (session.sizing or {}).get("lot_sizes") or {}
+    positions = [{**p, "qty_text": fmt.qty(p["quantity"], lots.get(p["symbol"]))}
+                 for p in positions_for_session(session_id=session.session_id).values(
+                     "symbol", "quantity", "avg_cost", "realized", "unrealized", "fees", "mark")
+                 if p["quantity"] or p["realized"]]
+    working = [{**o, "qty_text": fmt.qty(o["quantity"], lots.get(o["symbol"])),
+                "filled_text": fmt.qty(o["filled_quantity"], lots.get(o["symbol"]))}
+               for o in orders_for_session(session_id=session.session_id)
+               .filter(status__in=["new", "accepted", "partially_filled"])
+               .order_by("-id").values("client_order_id", "symbol", "side", "quantity", "filled_quantity",
+                                       "order_type", "limit_price", "status", "route_id")[:50]]
+    fills = [{**f, "qty_text": fmt.qty(f["quantity"], lots.get(f["symbol"]))}
+             for f in fills_for_session(session_id=session.session_id).order_by("-id").values(
+                 "event_time", "symbol", "side", "quantity", "price", "slippage_bps", "fee", "liquidity",
+                 "route_id")[:50]]
+    return {"positions": positions, "working": working, "fills": fills}

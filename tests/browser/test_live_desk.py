@@ -1,0 +1,193 @@
+"""The Mirror and its controls in a real browser against the whole running system (what
+`make run` starts: the ASGI server, Celery workers and beat, step workers, live-like
+feeds, Redis): an operator watches a demo session trade live and steers it, a viewer
+sees no controls, a lane kill switch is impossible to miss. Screenshots of every page go
+to ``SCREENSHOTS`` (CI keeps them as artifacts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import SCREENSHOTS, _free_port, requires_chromium
+from tests.conftest import ROOT, redis_url_with_db
+
+pytestmark = [requires_chromium, pytest.mark.slow]
+
+SID = "research_fx_momentum_v13"  # a demo session: `make run` starts it
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    """The whole system on a free port, a SQLite file and a Redis database of its own."""
+    import redis
+
+    tmp = tmp_path_factory.mktemp("desk")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env |= {"PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp / 'desk.sqlite3'}",
+            "IFNS_DATA_DIR": str(tmp / "data"), "REDIS_URL": redis_url_with_db(13)}
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    log_path = tmp / "desk.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ifns_paper.devserver"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-4000:]
+            try:
+                urllib.request.urlopen(base + "/login/", timeout=2)  # noqa: S310 - loopback
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log_path.read_text()[-4000:]
+                time.sleep(0.5)
+        _wait_for_fills(env, SID, deadline_s=120)
+        yield {"url": base, "env": env, "log": log_path}
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+def _shell(env: dict, code: str):
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _wait_for_fills(env: dict, sid: str, *, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        n = _shell(env, "import json; from broker_app.models import PaperFill; "
+                        f"print(json.dumps(PaperFill.objects.filter(session__session_id={sid!r}).count()))")
+        if n >= 2:
+            return
+        time.sleep(2)
+    pytest.fail(f"{sid} made no fills in {deadline_s} s")
+
+
+def _sign_in(browser, desk, user: str):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(desk["url"] + "/login/")
+    page.fill("#id_username", user)
+    page.fill("#id_password", f"paper-{user}")
+    page.click("button[type=submit]")
+    page.wait_for_url(desk["url"] + "/")
+    return context, page
+
+
+def _no_horizontal_scroll(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"the page is {width} px wide at a 1280 px window"
+
+
+def test_an_operator_watches_a_session_trade_live_and_pauses_it(browser, desk):
+    context, page = _sign_in(browser, desk, "operator")
+    try:
+        # the overview: live P&L, metrics and a sparkline per session
+        page.goto(desk["url"] + "/")
+        row = page.locator(f'tr[data-session="{SID}"]')
+        expect(row.locator('[data-role="pnl"]')).to_contain_text("USD", timeout=15_000)
+        expect(page.locator("#live-status")).to_have_text("live: connected")
+        _no_horizontal_scroll(page)
+        page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+
+        # the drill-down: charts drawn, then growing without a reload
+        page.goto(desk["url"] + f"/sessions/{SID}/")
+        expect(page.locator("#live-status")).to_have_text("live: connected")
+        page.wait_for_function("window.IFNSCharts && window.IFNSCharts.equity && IFNSCharts.equity.points.length > 0")
+        page.evaluate("window.__not_reloaded = true")
+        first_points = page.evaluate("IFNSCharts.equity.points.length")
+        first_event = page.locator("#events tbody tr[data-sequence]").first.get_attribute("data-sequence")
+        page.wait_for_function(f"IFNSCharts.equity.points.length > {first_points}", timeout=20_000)
+        page.wait_for_function(
+            f"Number(document.querySelector('#events tbody tr[data-sequence]').dataset.sequence) > {first_event}",
+            timeout=20_000)
+        assert page.evaluate("window.__not_reloaded") is True
+        # readable rows, not dicts
+        expect(page.locator("#events tbody")).not_to_contain_text("{'")
+        page.screenshot(path=str(SCREENSHOTS / "session_drilldown.png"), full_page=True)
+        _no_horizontal_scroll(page)
+
+        # pause with a reason: the page says so, and the change log has it
+        controls = page.locator("section.controls")
+        controls.locator('input[name="reason"]').first.fill("browser test: checking fills")
+        controls.locator('button[value="pause"]').click()
+        expect(page.locator(".messages")).to_contain_text(f"{SID}: paused")
+        expect(page.locator(f'h1 [data-session="{SID}"] [data-role="status"]')).to_have_text("paused")
+
+        # once paused and reloaded, the chart's fills are the fills table's (the API's)
+        page.reload()
+        page.wait_for_function("window.IFNSCharts && IFNSCharts.prices")
+        drawn = page.evaluate("Object.values(IFNSCharts.prices).reduce((n, s) => n + s.fills.length, 0)")
+        stored = _shell(desk["env"], "import json; from broker_app.models import PaperFill; "
+                                     f"print(json.dumps(PaperFill.objects.filter(session__session_id={SID!r}).count()))")
+        assert drawn == stored > 0
+
+        controls = page.locator("section.controls")
+        controls.locator('input[name="reason"]').first.fill("browser test done")
+        controls.locator('button[value="resume"]').click()
+        expect(page.locator(f'h1 [data-session="{SID}"] [data-role="status"]')).to_have_text("running")
+    finally:
+        context.close()
+
+
+def test_a_lane_kill_switch_shows_in_every_page_header(browser, desk):
+    context, page = _sign_in(browser, desk, "operator")
+    try:
+        page.goto(desk["url"] + "/")
+        lane = page.locator("#lane-paper_research form.inline-control")
+        lane.locator('select[name="state"]').select_option("halted")
+        lane.locator('input[name="reason"]').fill("browser test: feed trouble")
+        lane.locator('button[type="submit"]').click()
+        banner = page.locator("#controls-banner .switch-banner-halted")
+        expect(banner).to_contain_text("lane:paper_research")
+        expect(banner).to_contain_text("browser test: feed trouble")
+        page.goto(desk["url"] + f"/sessions/{SID}/")
+        expect(page.locator("#controls-banner .switch-banner-halted")).to_contain_text("HALTED")
+        expect(page.locator('.stats [data-role="switch"]')).to_contain_text("halted", timeout=10_000)
+        page.screenshot(path=str(SCREENSHOTS / "kill_switch_halted.png"), full_page=False)
+        # the session's decisions are denied by it (shown in its event stream, filtered)
+        page.select_option('#event-filters select[name="type"]', "dra_decision")
+        expect(page.locator("#events tbody")).to_contain_text("kill_switch_halted", timeout=30_000)
+    finally:
+        page.goto(desk["url"] + "/")
+        lane = page.locator("#lane-paper_research form.inline-control")
+        lane.locator('select[name="state"]').select_option("active")
+        lane.locator('input[name="reason"]').fill("browser test over")
+        lane.locator('button[type="submit"]').click()
+        expect(page.locator("#controls-banner .switch-banner")).to_have_count(0)
+        context.close()
+
+
+def test_a_viewer_sees_no_controls_and_cannot_post_them(browser, desk):
+    context, page = _sign_in(browser, desk, "viewer")
+    try:
+        page.goto(desk["url"] + f"/sessions/{SID}/")
+        expect(page.locator("h1")).to_contain_text(SID)
+        expect(page.locator("section.controls")).to_have_count(0)
+        page.goto(desk["url"] + "/")
+        expect(page.locator("form.inline-control")).to_have_count(0)
+        # the server refuses whatever the page showed
+        token = context.cookies()
+        csrf = next(c["value"] for c in token if c["name"] == "csrftoken")
+        refused = page.request.post(desk["url"] + f"/sessions/{SID}/action/",
+                                    form={"action": "pause", "reason": "x"}, headers={"X-CSRFToken": csrf})
+        assert refused.status == 403
+    finally:
+        context.close()
