@@ -91,14 +91,15 @@ def _side(payload: dict) -> str:
     return str(payload.get("side", "")).upper()
 
 
-def describe_event(kind: str, p: dict, *, lots: dict[str, float] | None = None) -> str:
-    """One line for a telemetry event: what happened, with units."""
+def describe_event(kind: str, p: dict, *, lots: dict[str, float] | None = None, currency: str = "") -> str:
+    """One line for a telemetry event: what happened, with units (quantities at the
+    symbol's lot precision, fees in the account ``currency``)."""
     lots = lots or {}
     sym = p.get("symbol", "")
     lot = lots.get(sym)
     if kind == "order_filled":
         return (f"{_side(p)} {qty(p.get('quantity'), lot)} {sym} @ {price(p.get('price'))}"
-                f" · slippage {bps(p.get('slippage_bps'))} · fee {money(p.get('fee'))} · {p.get('liquidity', '')}"
+                f" · slippage {bps(p.get('slippage_bps'))} · fee {money(p.get('fee'), currency)} · {p.get('liquidity', '')}"
                 f" · {p.get('route_id', '')}")
     if kind == "order_submitted":
         limit = f" limit {price(p['limit_price'])}" if p.get("limit_price") else ""

@@ -151,7 +151,7 @@ def chart_data(session: PaperSession) -> dict:
              .values("event_time", "symbol", "side", "quantity", "price")]
     notes = event_payloads(session_id=session.session_id, event_types=ANNOTATED)
     annotations = [{"t": e["ts"] / sec, "kind": kind, "symbol": e.get("symbol"),
-                    "text": fmt.describe_event(kind, e, lots=lots)}
+                    "text": fmt.describe_event(kind, e, lots=lots, currency=session.lane.currency)}
                    for kind, items in notes.items() for e in items]
     annotations.sort(key=lambda a: a["t"])
     return {
@@ -195,7 +195,8 @@ def event_rows(session: PaperSession, *, after: int | None = None, before: int |
     rows = []
     for e in qs.order_by("-sequence")[:limit]:
         rows.append({"sequence": e.sequence, "type": e.event_type, "time": e.event_time,
-                     "symbol": e.payload.get("symbol", ""), "text": fmt.describe_event(e.event_type, e.payload, lots=lots),
+                     "symbol": e.payload.get("symbol", ""), "text": fmt.describe_event(e.event_type, e.payload, lots=lots,
+                                                                     currency=session.lane.currency),
                      "payload": e.payload})
     return rows
 

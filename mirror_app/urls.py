@@ -12,4 +12,10 @@ urlpatterns = [
     path("sessions/<slug:session_id>/cooldown/", views.session_cooldown, name="session-cooldown"),
     path("controls/killswitch/", views.kill_switch, name="kill-switch"),
     path("controls/banner/", views.controls_banner, name="controls-banner"),
+    path("lanes/<slug:lane>/", views.lane_dashboard, name="lane"),
+    path("promotions/", views.promotions, name="promotions"),
+    path("promotions/new/", views.promotion_create, name="promotion-create"),
+    path("promotions/<int:request_id>/", views.promotion_detail, name="promotion-detail"),
+    path("promotions/<int:request_id>/decision/", views.promotion_decision, name="promotion-decision"),
+    path("changelog/", views.changelog, name="changelog"),
 ]

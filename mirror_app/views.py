@@ -16,10 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 from ifns_paper.engine.controls import SwitchState
 from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus, allowed_actions
 from ifns_paper.exceptions import ApplicationError
+from ifns_paper.governance import RequestAction, RequestStatus
 from ifns_paper.roles import Capability, user_can
 from mirror_app import pages
 from sessions_app import dispatch, selectors, services
 from sessions_app.services.controls import cooldown_request
+from sessions_app.services.promotions import promotion_decide, promotion_request
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import feed_health_latest, summary_latest
 
@@ -47,6 +49,18 @@ def operator_required(view):
             return redirect_to_login(request.get_full_path())
         if not user_can(request.user, Capability.OPERATE):
             raise PermissionDenied(f"{request.user.username} needs the operator role for this")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def login_required_403(view):
+    """Signed in at least; what the user may do is the service's to decide (promotions)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -217,3 +231,125 @@ def session_cooldown(request, session_id: str):
         messages.success(request, f"{session_id}: cooldown {'of ' + raw + ' s' if action == 'set' else 'end'} "
                                   "requested; the session's next step applies it")
     return _back(request, f"/sessions/{session_id}/")
+
+
+# --- promotions ------------------------------------------------------------------------------
+
+
+@viewer_required
+@require_GET
+def promotions(request):
+    status = request.GET.get("status") or None
+    if status and status not in {s.value for s in RequestStatus}:
+        return HttpResponseBadRequest(f"status: {status!r} is not a request status")
+    return render(request, "mirror/promotions.html", {
+        "requests": selectors.promotion_requests(status=status)[:200], "status": status,
+        "statuses": [s.value for s in RequestStatus], "lanes": selectors.lane_names(),
+        "sessions": selectors.session_list().exclude(status="scheduled").values_list("session_id", flat=True),
+        "can_operate": user_can(request.user, Capability.OPERATE),
+    })
+
+
+@viewer_required
+@require_GET
+def promotion_detail(request, request_id: int):
+    row = selectors.promotion_requests().filter(pk=request_id).first()
+    if row is None:
+        raise Http404(f"no promotion request #{request_id}")
+    mine = row.requested_by == request.user.username
+    return render(request, "mirror/promotion_detail.html", {
+        "row": row, "evaluation": row.evaluation, "history": selectors.promotion_history(row.pk),
+        "pending": row.status == RequestStatus.PENDING,
+        # four eyes: the requester gets no approve/reject buttons (and the server refuses them)
+        "can_decide": user_can(request.user, Capability.APPROVE) and not mine,
+        "can_withdraw": mine and user_can(request.user, Capability.OPERATE),
+        "needs_override": row.evaluation.recommendation != "promote" and row.direction in ("promote", "change"),
+    })
+
+
+@operator_required
+@require_POST
+def promotion_create(request):
+    session_id = request.POST.get("session_id", "")
+    to_lane = request.POST.get("to_lane", "")
+    try:
+        row = promotion_request(kind="lane_transition", session_id=session_id, target={"to_lane": to_lane},
+                                requested_by=request.user.username, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _report(request, exc)
+        return _back(request, "/promotions/")
+    messages.success(request, f"promotion request #{row.pk} opened: SEL recommends {row.evaluation.recommendation}")
+    return redirect("mirror:promotion-detail", request_id=row.pk)
+
+
+@login_required_403
+@require_POST
+def promotion_decision(request, request_id: int):
+    """approve / reject (approvers, never the requester) or withdraw (the requester): the
+    service checks both, whatever the page showed."""
+    action = request.POST.get("action", "")
+    if action not in {a.value for a in RequestAction}:
+        messages.error(request, f"action: {action!r} is not approve, reject or withdraw")
+        return redirect("mirror:promotion-detail", request_id=request_id)
+    try:
+        row = promotion_decide(request_id=request_id, action=action, actor=request.user.username,
+                               reason=request.POST.get("reason", ""),
+                               override_reason=request.POST.get("override_reason", ""))
+    except ApplicationError as exc:
+        _report(request, exc)
+    else:
+        messages.success(request, f"promotion request #{row.pk}: {row.status}")
+    return redirect("mirror:promotion-detail", request_id=request_id)
+
+
+# --- lanes -----------------------------------------------------------------------------------
+
+WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "all": None}
+
+
+@viewer_required
+@require_GET
+def lane_dashboard(request, lane: str):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    window = request.GET.get("window") or "all"
+    if window not in WINDOWS:
+        return HttpResponseBadRequest(f"window: expected one of {', '.join(WINDOWS)}")
+    since = None if WINDOWS[window] is None else timezone.now() - timedelta(seconds=WINDOWS[window])
+    evidence = selectors.lane_evidence(lane=lane, since=since)
+    if evidence is None:
+        raise Http404(f"no lane {lane!r}")
+    funnel = next((f for f in selectors.promotion_funnel() if f["lane"] == lane), None)
+    return render(request, "mirror/lane.html", {
+        "lane": selectors.lanes_overview().prefetch_related(None).get(name=lane), "evidence": evidence,
+        "funnel": funnel, "window": window, "windows": list(WINDOWS),
+        "promotions": selectors.promotion_requests(lane=lane)[:20],
+        "can_operate": user_can(request.user, Capability.OPERATE),
+    })
+
+
+# --- change log ------------------------------------------------------------------------------
+
+CHANGELOG_PAGE = 100
+
+
+@viewer_required
+@require_GET
+def changelog(request):
+    filters = {k: (request.GET.get(k) or "").strip() or None for k in ("actor", "action", "target_type", "target_id")}
+    try:
+        before = int(request.GET["before"]) if request.GET.get("before") else None
+    except ValueError:
+        return HttpResponseBadRequest("before: a whole entry id")
+    rows = selectors.changelog_entries(**filters).order_by("-id")
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    page = list(rows[:CHANGELOG_PAGE])
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    return render(request, "mirror/changelog.html", {
+        "entries": page, "filters": filters, "query": query,
+        "older": page[-1].id if len(page) == CHANGELOG_PAGE else None,
+        "actions": selectors.changelog_actions(),
+    })

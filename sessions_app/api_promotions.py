@@ -14,8 +14,9 @@ from ifns_paper.api_schema import documented
 from ifns_paper.exceptions import NotFound
 from ifns_paper.governance import RequestKind, RequestStatus
 from ifns_paper.roles import Capability
+from sessions_app import selectors
 from sessions_app.idempotency import idempotent
-from sessions_app.models import ChangeLogEntry, PromotionRequest
+from sessions_app.models import PromotionRequest
 from sessions_app.services.promotions import promotion_decide, promotion_request
 from sessions_app.services.sel import sel_evaluate
 
@@ -58,14 +59,11 @@ def _record(row: PromotionRequest) -> dict:
 
 
 def _history(row: PromotionRequest) -> list[dict]:
-    entries = ChangeLogEntry.objects.filter(target_type="promotion_request", target_id=str(row.pk)) \
-        .order_by("created_at", "id")
-    return [{"at": e.created_at, "actor": e.actor, "action": e.action, "reason": e.reason, "before": e.before,
-             "after": e.after} for e in entries]
+    return selectors.promotion_history(row.pk)
 
 
 def _rows():
-    return PromotionRequest.objects.select_related("session", "evaluation").order_by("-created_at", "-id")
+    return selectors.promotion_requests()
 
 
 class PromotionListApi(APIView):
@@ -91,11 +89,8 @@ class PromotionListApi(APIView):
     def get(self, request):
         query = self.Query(data=request.query_params.dict())  # "?x=" is a value, not "no x"
         query.is_valid(raise_exception=True)
-        rows = _rows()
-        if query.validated_data.get("status"):
-            rows = rows.filter(status=query.validated_data["status"])
-        if query.validated_data.get("session"):
-            rows = rows.filter(session__session_id=query.validated_data["session"])
+        rows = selectors.promotion_requests(status=query.validated_data.get("status"),
+                                            session=query.validated_data.get("session"))
         return Response([_record(r) for r in rows])
 
     @idempotent

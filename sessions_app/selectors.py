@@ -123,6 +123,11 @@ def changelog_entries(*, target_type: str | None = None, target_id: str | None =
     return ChangeLogEntry.objects.filter(**{k: v for k, v in given.items() if v is not None})
 
 
+def changelog_actions() -> list[str]:
+    """The actions the change log holds, for a filter's choices."""
+    return list(ChangeLogEntry.objects.order_by("action").values_list("action", flat=True).distinct())
+
+
 def changelog_for(*, target_type: str, target_id: str, limit: int = 50) -> QuerySet[ChangeLogEntry]:
     return ChangeLogEntry.objects.filter(target_type=target_type, target_id=target_id)[:limit]
 
@@ -305,3 +310,28 @@ def promotion_funnel() -> list[dict]:
                            for s in own if s.status != SessionStatus.SCHEDULED],
         })
     return out
+
+
+# --- promotion requests ------------------------------------------------------------------------
+
+
+def promotion_requests(*, status: str | None = None, session: str | None = None, lane: str | None = None):
+    """Promotion requests, newest first, with their evidence session and SEL evaluation."""
+    from sessions_app.models import PromotionRequest
+
+    rows = PromotionRequest.objects.select_related("session__lane", "evaluation").order_by("-created_at", "-id")
+    if status:
+        rows = rows.filter(status=status)
+    if session:
+        rows = rows.filter(session__session_id=session)
+    if lane:
+        rows = rows.filter(session__lane__name=lane)
+    return rows
+
+
+def promotion_history(request_id: int) -> list[dict]:
+    """A request's change-log entries, oldest first: who asked, who decided, when, why."""
+    entries = ChangeLogEntry.objects.filter(target_type="promotion_request", target_id=str(request_id)) \
+        .order_by("created_at", "id")
+    return [{"at": e.created_at, "actor": e.actor, "action": e.action, "reason": e.reason, "before": e.before,
+             "after": e.after} for e in entries]

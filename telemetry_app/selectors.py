@@ -67,9 +67,10 @@ def minute_series_for_session(*, session_id: str, after_ns: int | None = None) -
     return minutes
 
 
-def recent_equity(*, session_pks: list[int], minutes: int = 60) -> dict[int, list[float]]:
-    """Each session's equity at every whole minute of its last ``minutes`` minutes of data
-    (its own newest sample as the end), oldest first, by session row id: one query."""
+def recent_equity(*, session_pks: list[int], minutes: int = 60, every_s: int = 15) -> dict[int, list[float]]:
+    """Each session's equity every ``every_s`` seconds of its last ``minutes`` minutes of
+    data (its own newest sample as the end; older samples are a minute apart), oldest
+    first, by session row id: one query."""
     from django.db.models import OuterRef, Subquery
 
     if not session_pks:
@@ -77,7 +78,7 @@ def recent_equity(*, session_pks: list[int], minutes: int = 60) -> dict[int, lis
     newest = Subquery(EquitySample.objects.filter(session_id=OuterRef("session_id")).order_by("-ts_ns")
                       .values("ts_ns")[:1])
     rows = (EquitySample.objects.filter(session_id__in=session_pks)
-            .annotate(rest=F("ts_ns") % 60_000_000_000, newest=newest).filter(rest=0)
+            .annotate(rest=F("ts_ns") % (every_s * 1_000_000_000), newest=newest).filter(rest=0)
             .filter(ts_ns__gt=F("newest") - minutes * 60_000_000_000)
             .order_by("session_id", "ts_ns").values_list("session_id", "equity"))
     out: dict[int, list[float]] = {}

@@ -69,3 +69,13 @@ def json_pretty(value) -> str:
     import json
 
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@register.filter
+def ns_time(ns) -> str:
+    """Epoch nanoseconds as ``YYYY-MM-DD HH:MM:SS.mmm`` (UTC)."""
+    from datetime import UTC, datetime
+
+    if formatting.is_missing(ns):
+        return formatting.DASH
+    return datetime.fromtimestamp(int(ns) / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

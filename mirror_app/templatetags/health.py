@@ -31,7 +31,7 @@ def switch_badge(health) -> SafeString:
     """The kill switch in force: ``active`` quietly, otherwise the state and where it comes from."""
     sw = health["kill_switch"]
     if sw["state"] == SwitchState.ACTIVE:
-        return mark_safe('<span class="muted">active</span>')
+        return mark_safe('<span class="muted" title="kill switch">active</span>')
     return format_html('<span class="status switch-{}" title="{}">{} · {}</span>', sw["state"], sw["reason"],
                        sw["state"], sw["scope"])
 

@@ -108,7 +108,7 @@
     const list = state.fills.map((f) => ({
       time: Math.floor(f.t), position: f.side === "buy" ? "atPriceBottom" : "atPriceTop", price: f.price,
       shape: f.side === "buy" ? "arrowUp" : "arrowDown", color: f.side === "buy" ? "#15803d" : "#b91c1c",
-      text: state.fills.length <= 40 ? f.label : "",
+      text: state.fills.length <= 12 ? f.label : "",
     })).concat(state.notes.map((a) => ({ time: nearest(state.points, a.t), position: "aboveBar", shape: "circle",
       color: a.kind === "incident" || a.kind === "risk_breach" ? "#dc2626" : "#7c3aed", text: "" })));
     state.markers.setMarkers(list.sort((a, b) => a.time - b.time));
@@ -125,7 +125,8 @@
     new uPlot({
       width: Math.max(280, slEl.clientWidth || 400), height: 170, legend: { show: false },
       scales: { x: { time: false, range: [-0.5, xs.length - 0.5] } },
-      axes: [{ values: (u, splits) => splits.map((i) => labels[i] || ""), space: 28, size: 34, font: "10px system-ui" },
+      axes: [{ values: (u, splits) => splits.map((i) => (i % 2 === 0 ? labels[i] || "" : "")), space: 20, size: 34,
+        font: "10px system-ui" },
         { label: "fills", size: 40, font: "10px system-ui" }],
       series: [{}, { label: "fills", fill: "rgba(29,78,216,0.35)", stroke: "#1d4ed8", paths: uPlot.paths.bars({ size: [0.8] }) }],
     }, [xs, hist.counts], slEl);
