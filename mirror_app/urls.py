@@ -6,10 +6,13 @@ app_name = "mirror"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("sessions/new/", views.session_new, name="session-new"),
     path("sessions/<slug:session_id>/", views.session_detail, name="session-detail"),
     path("sessions/<slug:session_id>/events/", views.session_event_rows, name="session-event-rows"),
     path("sessions/<slug:session_id>/action/", views.session_action, name="session-action"),
     path("sessions/<slug:session_id>/cooldown/", views.session_cooldown, name="session-cooldown"),
+    path("sessions/<slug:session_id>/clone/", views.session_clone_view, name="session-clone"),
+    path("sessions/<slug:session_id>/tag/", views.session_tag_view, name="session-tag"),
     path("controls/killswitch/", views.kill_switch, name="kill-switch"),
     path("controls/banner/", views.controls_banner, name="controls-banner"),
     path("lanes/<slug:lane>/", views.lane_dashboard, name="lane"),

@@ -20,8 +20,15 @@ from ifns_paper.governance import RequestAction, RequestStatus
 from ifns_paper.roles import Capability, user_can
 from mirror_app import pages
 from sessions_app import dispatch, selectors, services
+from sessions_app.services.config import session_register_text
 from sessions_app.services.controls import cooldown_request
-from sessions_app.services.promotions import promotion_decide, promotion_request
+from sessions_app.services.promotions import (
+    TAGS,
+    promotion_decide,
+    promotion_request,
+    session_clone,
+    session_tag,
+)
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import feed_health_latest, summary_latest
 
@@ -139,6 +146,7 @@ def session_detail(request, session_id: str):
         "allowed_actions": [a.value for a in allowed_actions(session.status)],
         "can_operate": user_can(request.user, Capability.OPERATE),
         "switch_states": [s.value for s in SwitchState],
+        "lanes": selectors.lane_names(), "tags": TAGS,
     })
 
 
@@ -353,3 +361,63 @@ def changelog(request):
         "older": page[-1].id if len(page) == CHANGELOG_PAGE else None,
         "actions": selectors.changelog_actions(),
     })
+
+
+# --- registering, cloning, tagging sessions ---------------------------------------------------------
+
+MAX_DEFINITION_BYTES = 256 * 1024
+
+
+@operator_required
+def session_new(request):
+    """Register a session from a definition pasted or uploaded (YAML or JSON), validated like
+    ``paper_session register``: every problem is listed with its line and field at once."""
+    context = {"text": "", "problems": [], "reason": ""}
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        text = request.POST.get("definition", "")
+        if upload is not None:
+            if upload.size > MAX_DEFINITION_BYTES:
+                context["problems"] = [f"file: {upload.name} is {upload.size:,} bytes; at most "
+                                       f"{MAX_DEFINITION_BYTES:,}"]
+                return render(request, "mirror/session_new.html", context, status=400)
+            text = upload.read().decode("utf-8", errors="replace")
+        context.update(text=text, reason=request.POST.get("reason", ""))
+        if not text.strip():
+            context["problems"] = ["definition: paste a session definition or choose a file"]
+            return render(request, "mirror/session_new.html", context, status=400)
+        try:
+            session = session_register_text(text=text, actor=_actor(request), reason=context["reason"])
+        except ApplicationError as exc:
+            context["problems"] = exc.extra.get("problems") or [exc.described()]
+            return render(request, "mirror/session_new.html", context, status=400)
+        messages.success(request, f"registered {session.session_id} in {session.lane.name} (scheduled)")
+        return redirect("mirror:session-detail", session_id=session.session_id)
+    return render(request, "mirror/session_new.html", context)
+
+
+@operator_required
+@require_POST
+def session_clone_view(request, session_id: str):
+    new_id = request.POST.get("new_id", "").strip()
+    try:
+        clone = session_clone(source_id=session_id, new_id=new_id, lane=request.POST.get("lane") or None,
+                              actor=_actor(request), reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _report(request, exc)
+        return redirect("mirror:session-detail", session_id=session_id)
+    messages.success(request, f"{clone.session_id}: scheduled in {clone.lane.name}, cloned from {session_id}")
+    return redirect("mirror:session-detail", session_id=clone.session_id)
+
+
+@operator_required
+@require_POST
+def session_tag_view(request, session_id: str):
+    try:
+        s = session_tag(session_id=session_id, tag=request.POST.get("tag", ""), actor=_actor(request),
+                        reason=request.POST.get("reason", ""), remove=request.POST.get("remove") == "1")
+    except ApplicationError as exc:
+        _report(request, exc)
+    else:
+        messages.success(request, f"{s.session_id}: tags {', '.join(s.tags) or 'none'}")
+    return redirect("mirror:session-detail", session_id=session_id)
