@@ -11,12 +11,14 @@ from ifns_paper.engine.lifecycle import SessionStatus
 from mirror_app import formatting as fmt
 from sessions_app import dispatch, selectors
 from sessions_app.models import PaperSession
+from telemetry_app.choices import EventType
 from telemetry_app.selectors import (
     event_payloads,
     events_for_session,
     recent_equity,
     series_for_session,
     summaries_latest,
+    summary_latest,
 )
 
 SPARK_MINUTES = 60  # an overview sparkline covers the last hour of a session's equity
@@ -219,3 +221,54 @@ def tables(session: PaperSession) -> dict:
                  "event_time", "symbol", "side", "quantity", "price", "slippage_bps", "fee", "liquidity",
                  "route_id")[:50]]
     return {"positions": positions, "working": working, "fills": fills}
+
+
+def drilldown(session: PaperSession, *, events: int = EVENT_PAGE) -> dict:
+    """Everything the session drill-down (and its tearsheet) shows, but the controls."""
+    from ifns_paper.engine.lifecycle import allowed_actions
+    from ifns_paper.exceptions import ApplicationError
+    from sessions_app.services.comparisons import comparison_stored
+
+    summary = summary_latest(session_id=session.session_id)
+    try:
+        comparison = comparison_stored(session_id=session.session_id)
+    except ApplicationError:
+        comparison = None  # no backtest yet: the page says how to make one
+    data = summary.data if summary else None
+    return {
+        "session": session,
+        "health": selectors.session_health([session], client=dispatch.redis_client())[session.session_id],
+        "summary": data,
+        "summary_at": summary.created_at if summary else None,
+        "risk": risk_usage(data),
+        "charts": chart_data(session),
+        "tables": tables(session),
+        "events": event_rows(session, limit=events),
+        "event_types": [t.value for t in EventType],
+        "comparison": comparison,
+        "changes": selectors.changelog_for(target_type="paper_session", target_id=session.session_id),
+        "allowed_actions": [a.value for a in allowed_actions(session.status)],
+    }
+
+
+def tearsheet_html(session: PaperSession, *, now=None) -> str:
+    """The drill-down as one HTML document that needs nothing else: its CSS and the charting
+    code (vendored, with their licences' notices) inlined, the data embedded, no socket."""
+    from django.contrib.staticfiles import finders
+    from django.template.loader import render_to_string
+    from django.utils import timezone
+
+    def static(path: str) -> str:
+        found = finders.find(path)
+        if not found:
+            raise FileNotFoundError(f"static file {path} not found")
+        with open(found, encoding="utf-8") as fh:
+            return fh.read()
+
+    return render_to_string("mirror/tearsheet.html", {
+        **drilldown(session, events=200),
+        "generated_at": now or timezone.now(),
+        "css": static("css/ifns.css") + static("vendor/uplot-1.6.32/uPlot.min.css"),
+        "scripts": [static("vendor/lightweight-charts-5.2.1/lightweight-charts.standalone.production.js"),
+                    static("vendor/uplot-1.6.32/uPlot.iife.min.js"), static("js/session.js")],
+    })

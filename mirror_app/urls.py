@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("sessions/new/", views.session_new, name="session-new"),
     path("sessions/<slug:session_id>/", views.session_detail, name="session-detail"),
+    path("sessions/<slug:session_id>/tearsheet/", views.session_tearsheet, name="session-tearsheet"),
     path("sessions/<slug:session_id>/events/", views.session_event_rows, name="session-event-rows"),
     path("sessions/<slug:session_id>/action/", views.session_action, name="session-action"),
     path("sessions/<slug:session_id>/cooldown/", views.session_cooldown, name="session-cooldown"),

@@ -9,17 +9,17 @@ import functools
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from ifns_paper.engine.controls import SwitchState
-from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus, allowed_actions
+from ifns_paper.engine.lifecycle import OPERATOR_ACTIONS, SessionStatus
 from ifns_paper.exceptions import ApplicationError
 from ifns_paper.governance import RequestAction, RequestStatus
 from ifns_paper.roles import Capability, user_can
 from mirror_app import pages
-from sessions_app import dispatch, selectors, services
+from sessions_app import selectors, services
 from sessions_app.services.config import session_register_text
 from sessions_app.services.controls import cooldown_request
 from sessions_app.services.promotions import (
@@ -30,7 +30,7 @@ from sessions_app.services.promotions import (
     session_tag,
 )
 from telemetry_app.choices import EventType
-from telemetry_app.selectors import feed_health_latest, summary_latest
+from telemetry_app.selectors import feed_health_latest
 
 
 def viewer_required(view):
@@ -122,32 +122,22 @@ def _session_or_404(session_id: str):
 @require_GET
 def session_detail(request, session_id: str):
     session = _session_or_404(session_id)
-    summary = summary_latest(session_id=session_id)
-    comparison = None
-    from sessions_app.services.comparisons import comparison_stored
-
-    try:
-        comparison = comparison_stored(session_id=session_id)
-    except ApplicationError:
-        comparison = None  # no backtest yet: the page says how to make one
-    health = selectors.session_health([session], client=dispatch.redis_client())[session_id]
     return render(request, "mirror/session_detail.html", {
-        "session": session,
-        "health": health,
-        "summary": summary.data if summary else None,
-        "summary_at": summary.created_at if summary else None,
-        "risk": pages.risk_usage(summary.data if summary else None),
-        "charts": pages.chart_data(session),
-        "tables": pages.tables(session),
-        "events": pages.event_rows(session),
-        "event_types": [t.value for t in EventType],
-        "comparison": comparison,
-        "changes": selectors.changelog_for(target_type="paper_session", target_id=session_id),
-        "allowed_actions": [a.value for a in allowed_actions(session.status)],
+        **pages.drilldown(session),
         "can_operate": user_can(request.user, Capability.OPERATE),
         "switch_states": [s.value for s in SwitchState],
         "lanes": selectors.lane_names(), "tags": TAGS,
     })
+
+
+@viewer_required
+@require_GET
+def session_tearsheet(request, session_id: str):
+    """The drill-down as one self-contained HTML file (no network needed), downloaded."""
+    session = _session_or_404(session_id)
+    response = HttpResponse(pages.tearsheet_html(session), content_type="text/html; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="tearsheet_{session_id}.html"'
+    return response
 
 
 @viewer_required

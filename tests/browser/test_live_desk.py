@@ -191,3 +191,24 @@ def test_a_viewer_sees_no_controls_and_cannot_post_them(browser, desk):
         assert refused.status == 403
     finally:
         context.close()
+
+
+def test_the_tearsheet_draws_its_charts_offline(browser, desk, tmp_path):
+    path = tmp_path / "tearsheet.html"
+    subprocess.run([sys.executable, "manage.py", "paper_report", SID, "--html", str(path)], cwd=ROOT,
+                   env=desk["env"], check=True, capture_output=True)
+    context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_function("window.IFNSCharts && IFNSCharts.equity && IFNSCharts.equity.points.length > 0")
+        assert page.locator("canvas").count() >= 3  # equity, drawdown, exposure at least
+        assert [u for u in requests if not u.startswith("file:")] == []  # nothing from the network
+        assert errors == []
+        page.screenshot(path=str(SCREENSHOTS / "tearsheet.png"), full_page=True)
+    finally:
+        context.close()
