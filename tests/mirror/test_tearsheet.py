@@ -42,4 +42,4 @@ def test_the_page_offers_the_download(loaded, client):
     assert 'href="/sessions/research_fx_momentum_v13/tearsheet/" download' in page
     response = client.get("/sessions/research_fx_momentum_v13/tearsheet/")
     assert response.status_code == 200
-    assert 'attachment; filename="tearsheet_research_fx_momentum_v13.html"' == response["Content-Disposition"]
+    assert response["Content-Disposition"] == 'attachment; filename="tearsheet_research_fx_momentum_v13.html"'
