@@ -5,6 +5,7 @@ here on every POST whatever the page showed."""
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -154,10 +155,12 @@ def session_event_rows(request, session_id: str):
     event_type = request.GET.get("type") or None
     if event_type and event_type not in {t.value for t in EventType}:
         return HttpResponseBadRequest(f"type: unknown event type {event_type!r}")
-    rows = pages.event_rows(session, after=after, before=before, event_type=event_type,
-                            symbol=request.GET.get("symbol") or None,
+    symbol = request.GET.get("symbol") or None
+    rows = pages.event_rows(session, after=after, before=before, event_type=event_type, symbol=symbol,
                             limit=1000 if after is not None else pages.EVENT_PAGE)
-    return render(request, "mirror/_event_rows.html", {"events": rows, "session": session,
+    given = {k: v for k, v in (("type", event_type), ("symbol", symbol)) if v}
+    filters = "&" + urlencode(given) if given else ""
+    return render(request, "mirror/_event_rows.html", {"events": rows, "session": session, "filter_query": filters,
                                                         "paging": before is not None or after is None})
 
 

@@ -147,24 +147,6 @@
       state.busy = false;
     }
   }
-  async function reloadEvents(table) {  // the filters changed: the first page again
-    const response = await fetch(table.dataset.rowsUrl + "?" + filterQuery().slice(1), { credentials: "same-origin" });
-    if (response.ok) table.tBodies[0].innerHTML = await response.text();
-  }
-  document.addEventListener("click", async (e) => {
-    const button = e.target.closest("button.older");
-    if (!button) return;
-    const table = button.closest("table");
-    button.disabled = true;
-    const response = await fetch(table.dataset.rowsUrl + "?before=" + button.dataset.before + filterQuery(), { credentials: "same-origin" });
-    if (!response.ok) { button.disabled = false; return; }
-    const html = await response.text();
-    button.closest("tr").remove();
-    table.tBodies[0].insertAdjacentHTML("beforeend", html);
-  });
-  const filters = document.getElementById("event-filters");
-  if (filters) filters.addEventListener("change", () => reloadEvents(document.getElementById("events")));
-
   // The header's kill-switch banner: fetched again when a switch may have changed.
   let bannerBusy = false;
   const switchSeen = new Map();

@@ -43,3 +43,30 @@ def test_the_page_offers_the_download(loaded, client):
     response = client.get("/sessions/research_fx_momentum_v13/tearsheet/")
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="tearsheet_research_fx_momentum_v13.html"'
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_event_stream_pages_back_and_filters(traded, client):  # noqa: F811
+    from telemetry_app.models import TelemetryEvent
+
+    def sequences(html: str) -> list[int]:
+        return [int(n) for n in re.findall(r'<tr data-sequence="(\d+)"', html)]
+
+    everything = list(TelemetryEvent.objects.filter(session__session_id=SID).order_by("-sequence")
+                      .values_list("sequence", flat=True))
+    first = client.get(f"/sessions/{SID}/").content.decode()
+    shown = sequences(first.split('id="events"', 1)[1])
+    assert shown == everything[:50]  # newest first
+    older = client.get(f"/sessions/{SID}/events/?before={shown[-1]}").content.decode()
+    assert sequences(older) == everything[50:100]
+    # live: what came after the newest row (nothing new here)
+    assert sequences(client.get(f"/sessions/{SID}/events/?after={shown[0]}").content.decode()) == []
+    # filtered: fills only, and the next page keeps the filter
+    fills = client.get(f"/sessions/{SID}/events/?type=order_filled").content.decode()
+    expected = list(TelemetryEvent.objects.filter(session__session_id=SID, event_type="order_filled")
+                    .order_by("-sequence").values_list("sequence", flat=True))
+    assert sequences(fills) == expected[:50]
+    if len(expected) > 50:
+        assert "type=order_filled" in fills.split('class="older"', 1)[1]
+    assert client.get(f"/sessions/{SID}/events/?type=bogus").status_code == 400
+    assert client.get(f"/sessions/{SID}/events/?before=x").status_code == 400
