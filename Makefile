@@ -33,6 +33,7 @@ bench: $(STAMP) $(if $(PEERS),$(PEERS_STAMP),)  ## quotes/s of the Paper Broker 
 	$(PY) -m bench.compare_bench
 	$(PY) -m bench.rolling_bench
 	$(PY) -m bench.api_bench
+	$(PY) -m bench.pages_bench
 
 $(PEERS_STAMP): pyproject.toml
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)

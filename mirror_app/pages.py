@@ -4,7 +4,9 @@ and tables. A fixed number of queries per page whatever the number of sessions."
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from broker_app.selectors import fills_for_session, orders_for_session, positions_for_session
 from ifns_paper.engine.lifecycle import SessionStatus
@@ -21,10 +23,14 @@ from telemetry_app.selectors import (
     summary_latest,
 )
 
-SPARK_MINUTES = 60  # an overview sparkline covers the last hour of a session's equity
+SPARK_MINUTES = 60  # an overview sparkline: a session's equity at its last 60 whole minutes
 EVENT_PAGE = 50
 CHART_POINTS = 2000  # the most equity points a drill-down draws (older ones downsampled)
+CHART_FILLS = 1000  # the newest fills drawn as markers (a day of trading has tens of thousands)
 LIVE = (SessionStatus.RUNNING, SessionStatus.PAUSED, SessionStatus.FAULTED)
+# the parts of a summary the overview shows (``SessionRow``)
+OVERVIEW_PARTS = ("pnl", "returns__max_drawdown", "execution__slippage", "risk", "benchmark__tracking_error",
+                  "incidents__count")
 
 
 def risk_usage(summary: dict | None) -> tuple[float | None, str]:
@@ -40,6 +46,14 @@ def risk_usage(summary: dict | None) -> tuple[float | None, str]:
     return best, which
 
 
+@functools.cache
+def _detail_url() -> str:
+    """``/sessions/__id__/``, reversed once (a hundred ``{% url %}`` per page add up)."""
+    from django.urls import reverse
+
+    return reverse("mirror:session-detail", args=["__id__"])
+
+
 @dataclass
 class SessionRow:
     session: PaperSession
@@ -51,7 +65,7 @@ class SessionRow:
     def currency(self) -> str:
         return self.session.lane.currency
 
-    @property
+    @cached_property
     def pnl(self):
         """Live P&L (the last step's book) when the session has stepped in this worker's
         view, else the summary's."""
@@ -59,34 +73,34 @@ class SessionRow:
             return self.health["pnl"]
         return (self.summary or {}).get("pnl", {}).get("total")
 
-    @property
+    @cached_property
     def return_pct(self):
         pnl = self.pnl
         capital = (self.summary or {}).get("pnl", {}).get("starting_capital") or float(self.session.lane.capital_amount)
         return None if pnl is None or not capital else pnl / capital * 100
 
-    @property
+    @cached_property
     def max_dd_pct(self):
         dd = ((self.summary or {}).get("returns") or {}).get("max_drawdown") or {}
         return None if dd.get("depth") is None else dd["depth"] * 100
 
-    @property
+    @cached_property
     def slippage(self) -> dict:
         return ((self.summary or {}).get("execution") or {}).get("slippage") or {}
 
-    @property
+    @cached_property
     def risk(self) -> tuple[float | None, str]:
         return risk_usage(self.summary)
 
-    @property
+    @cached_property
     def tracking_error(self):
         return ((self.summary or {}).get("benchmark") or {}).get("tracking_error")
 
-    @property
+    @cached_property
     def incidents(self) -> int | None:
         return None if self.summary is None else self.summary.get("incidents", {}).get("count")
 
-    @property
+    @cached_property
     def spark_points(self) -> str:
         """The sparkline as SVG polyline points in a 120 × 28 box."""
         ys = self.spark
@@ -97,9 +111,35 @@ class SessionRow:
         step = 120 / (len(ys) - 1)
         return " ".join(f"{i * step:.1f},{26 - (y - lo) / span * 24:.1f}" for i, y in enumerate(ys))
 
-    @property
+    @cached_property
     def spark_up(self) -> bool:
         return len(self.spark) >= 2 and self.spark[-1] >= self.spark[0]
+
+    @property
+    def url(self) -> str:
+        return _detail_url().replace("__id__", self.session.session_id)
+
+    @cached_property
+    def cells(self) -> dict:
+        """The row's figures as shown (units, separators), computed once: a hundred rows of
+        template filters cost more than the queries behind them."""
+        from mirror_app.templatetags.health import cooldown_badge, fault_badge, lag_ms, switch_badge
+
+        def sign(x) -> str:
+            return "flat" if fmt.is_missing(x) else "up" if x > 0 else "down" if x < 0 else "flat"
+
+        slip, (risk, risk_of), h = self.slippage, self.risk, self.health
+        return {
+            "pnl": fmt.money(self.pnl, self.currency, signed=True), "pnl_class": sign(self.pnl),
+            "return": fmt.pct(self.return_pct, places=3, signed=True), "return_class": sign(self.return_pct),
+            "max_dd": fmt.pct(self.max_dd_pct),
+            "slippage": f"{slip['mean_bps']:,.1f} / {slip['p90_bps']:,.1f} bps" if slip.get("count") else fmt.DASH,
+            "risk": fmt.DASH if risk is None else fmt.pct(risk * 100, places=1), "risk_of": risk_of,
+            "te": fmt.DASH if self.tracking_error is None else fmt.pct(self.tracking_error * 100),
+            "incidents": fmt.DASH if self.incidents is None else f"{self.incidents:,d}",
+            "lag": lag_ms(h["step_lag_ms"]), "switch": switch_badge(h), "cooldown": cooldown_badge(h),
+            "fault": fault_badge(h),
+        }
 
 
 @dataclass
@@ -110,14 +150,15 @@ class LaneBlock:
 
 def overview(*, lane: str | None = None, status: str | None = None, owner: str | None = None,
              tag: str | None = None) -> list[LaneBlock]:
-    """Every lane with its sessions (filtered), each with health, latest summary and the
-    last hour's equity sparkline."""
+    """Every lane with its sessions (filtered), each with health, latest summary and an
+    equity sparkline (its last hour of whole minutes)."""
     lanes = list(selectors.lanes_overview().prefetch_related(None))  # the sessions come filtered, below
-    sessions = list(selectors.session_list(lane=lane, status=status, owner=owner, tag=tag).prefetch_related(None))
+    sessions = list(selectors.session_list(lane=lane, status=status, owner=owner, tag=tag).prefetch_related(None)
+                    .defer("objective", "initial_portfolio", "end_target", "sizing", "provenance"))
     health = selectors.session_health(sessions, client=dispatch.redis_client())
     ids = [s.session_id for s in sessions]
-    summaries = summaries_latest(session_ids=ids)
-    sparks = recent_equity(session_pks=[s.pk for s in sessions], minutes=SPARK_MINUTES)
+    summaries = summaries_latest(session_ids=ids, parts=OVERVIEW_PARTS)
+    sparks = recent_equity(session_pks=[s.pk for s in sessions], points=SPARK_MINUTES)
     by_lane: dict[str, list[SessionRow]] = {}
     for s in sessions:
         by_lane.setdefault(s.lane.name, []).append(
@@ -149,8 +190,8 @@ def chart_data(session: PaperSession) -> dict:
                 marks.setdefault(sym, []).append([p["ts_ns"] / sec, mid])
     fills = [{"t": f["event_time"].timestamp(), "symbol": f["symbol"], "side": f["side"], "qty": f["quantity"],
               "price": f["price"], "label": f"{f['side'].upper()} {fmt.qty(f['quantity'], lots.get(f['symbol']))}"}
-             for f in fills_for_session(session_id=session.session_id).order_by("event_time", "id")
-             .values("event_time", "symbol", "side", "quantity", "price")]
+             for f in reversed(fills_for_session(session_id=session.session_id).order_by("-event_time", "-id")
+                               .values("event_time", "symbol", "side", "quantity", "price")[:CHART_FILLS])]
     notes = event_payloads(session_id=session.session_id, event_types=ANNOTATED)
     annotations = [{"t": e["ts"] / sec, "kind": kind, "symbol": e.get("symbol"),
                     "text": fmt.describe_event(kind, e, lots=lots, currency=session.lane.currency)}
@@ -167,6 +208,7 @@ def chart_data(session: PaperSession) -> dict:
         "annotations": annotations,
         "backtest": backtest_overlay(session),
         "lots": lots,
+        "fills_capped": len(fills) == CHART_FILLS,
     }
 
 

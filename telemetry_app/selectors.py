@@ -6,6 +6,8 @@ from django.db.models import F, Max, QuerySet
 
 from telemetry_app.models import EquitySample, FeedHealthEvent, SessionSummary, TelemetryEvent
 
+MINUTE_NS = 60_000_000_000
+
 
 def events_for_session(*, session_id: str, after: int = 0, event_type: str | None = None, until: int | None = None,
                        symbol: str | None = None, since=None, before=None) -> QuerySet[TelemetryEvent]:
@@ -60,27 +62,25 @@ def minute_series_for_session(*, session_id: str, after_ns: int | None = None) -
     newest (``metrics.summary.thin_to_minutes``)."""
     qs = EquitySample.objects.filter(session__session_id=session_id).order_by("ts_ns")
     whole = qs if after_ns is None else qs.filter(ts_ns__gt=after_ns)
-    minutes = [s.as_record() for s in whole.annotate(rest=F("ts_ns") % 60_000_000_000).filter(rest=0)]
+    minutes = [s.as_record() for s in whole.annotate(rest=F("ts_ns") % MINUTE_NS).filter(rest=0)]
     last = qs.last()
     if last is not None and (not minutes or minutes[-1]["ts_ns"] != last.ts_ns):
         minutes.append(last.as_record())
     return minutes
 
 
-def recent_equity(*, session_pks: list[int], minutes: int = 60, every_s: int = 15) -> dict[int, list[float]]:
-    """Each session's equity every ``every_s`` seconds of its last ``minutes`` minutes of
-    data (its own newest sample as the end; older samples are a minute apart), oldest
-    first, by session row id: one query."""
-    from django.db.models import OuterRef, Subquery
+def recent_equity(*, session_pks: list[int], points: int = 60) -> dict[int, list[float]]:
+    """Each session's equity at its last ``points`` whole minutes, oldest first, by session
+    row id (the overview's sparklines): one query over the whole-minute partial index, the
+    newest ``points`` of each session picked by a window function."""
+    from django.db.models import Window
+    from django.db.models.functions import RowNumber
 
     if not session_pks:
         return {}
-    newest = Subquery(EquitySample.objects.filter(session_id=OuterRef("session_id")).order_by("-ts_ns")
-                      .values("ts_ns")[:1])
-    rows = (EquitySample.objects.filter(session_id__in=session_pks)
-            .annotate(rest=F("ts_ns") % (every_s * 1_000_000_000), newest=newest).filter(rest=0)
-            .filter(ts_ns__gt=F("newest") - minutes * 60_000_000_000)
-            .order_by("session_id", "ts_ns").values_list("session_id", "equity"))
+    rows = (EquitySample.objects.annotate(whole=F("ts_ns") % MINUTE_NS).filter(session_id__in=session_pks, whole=0)
+            .annotate(rank=Window(RowNumber(), partition_by=[F("session_id")], order_by=F("ts_ns").desc()))
+            .filter(rank__lte=points).order_by("session_id", "ts_ns").values_list("session_id", "equity"))
     out: dict[int, list[float]] = {}
     for pk, equity in rows:
         out.setdefault(pk, []).append(equity)
@@ -118,14 +118,40 @@ def summary_latest(*, session_id: str) -> SessionSummary | None:
             .order_by("-as_of_ns", "-final", "-id").first())
 
 
-def summaries_latest(*, session_ids: list[str], since=None) -> dict[str, dict]:
+def summaries_latest(*, session_ids: list[str], since=None, parts: tuple[str, ...] | None = None) -> dict[str, dict]:
     """The newest summary of each of ``session_ids`` (written at or after ``since``, a
-    datetime), by session id: two queries whatever their number."""
-    from django.db.models import Max
-
+    datetime), by session id: two queries whatever their number. With ``parts`` (paths such
+    as ``"pnl"`` or ``"execution__slippage"``), only those are read from the database, as a
+    nested dict of the same shape (a page's hundred summaries are mostly histograms and
+    per-route tables it does not show)."""
     qs = SessionSummary.objects.filter(session__session_id__in=session_ids)
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     newest = qs.values("session_id").annotate(last=Max("id")).values("last")
-    return {row.session.session_id: row.data
-            for row in SessionSummary.objects.filter(id__in=newest).select_related("session")}
+    rows = SessionSummary.objects.filter(id__in=newest)
+    if parts is None:
+        return {row.session.session_id: row.data for row in rows.select_related("session")}
+    fields = {f"p{i}": f"data__{path}" for i, path in enumerate(parts)}
+    out = {}
+    for row in rows.values("session__session_id", **{k: F(v) for k, v in fields.items()}):
+        data: dict = {}
+        for i, path in enumerate(parts):
+            keys = path.split("__")
+            node = data
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = _decoded(row[f"p{i}"])
+        out[row["session__session_id"]] = data
+    return out
+
+
+def _decoded(value):
+    """A JSON key read through the ORM: decoded already, or JSON text on some backends."""
+    import json
+
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

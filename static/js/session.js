@@ -132,6 +132,12 @@
     }, [xs, hist.counts], slEl);
   }
 
+  // when every chart was drawn (Performance API time since navigation; bench.pages_bench reads it)
+  window.IFNSChartsReady = performance.now();
+  // fill committed → marker drawn, ms (recorded_at is stamped in the step's transaction, just
+  // before its commit: an upper bound of the lag); bench.pages_bench reads them
+  window.IFNSLiveLags = [];
+
   // live: the book at each step moves the equity line; each fill lands on its price chart
   document.addEventListener("ifns:event", (e) => {
     const m = e.detail;
@@ -160,6 +166,7 @@
       state.fills.push({ t: p.ts / 1e9, symbol: p.symbol, side: p.side, qty: p.quantity, price: p.price,
         label: p.side.toUpperCase() + " " + p.quantity.toLocaleString("en-US", { minimumFractionDigits: places, maximumFractionDigits: places }) });
       drawMarkers(state);
+      if (m.recorded_at) window.IFNSLiveLags.push(Date.now() - Date.parse(m.recorded_at));
     }
   });
 })();
