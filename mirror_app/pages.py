@@ -15,15 +15,13 @@ from sessions_app import dispatch, selectors
 from sessions_app.models import PaperSession
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import (
+    chart_series,
     event_payloads,
     events_for_session,
-    recent_equity,
-    series_for_session,
     summaries_latest,
     summary_latest,
 )
 
-SPARK_MINUTES = 60  # an overview sparkline: a session's equity at its last 60 whole minutes
 EVENT_PAGE = 50
 CHART_POINTS = 2000  # the most equity points a drill-down draws (older ones downsampled)
 CHART_FILLS = 1000  # the newest fills drawn as markers (a day of trading has tens of thousands)
@@ -120,6 +118,48 @@ class SessionRow:
         return _detail_url().replace("__id__", self.session.session_id)
 
     @cached_property
+    def html(self) -> str:
+        """The overview's ``<tr>`` of this session. Built here rather than in the template:
+        a hundred rows of template lookups cost more than all the page's queries
+        (bench.pages_bench). The markup is the template's: ``live.js`` updates it in place."""
+        from django.utils.html import format_html, format_html_join
+        from django.utils.safestring import mark_safe
+
+        s, c = self.session, self.cells
+        lane = s.lane
+
+        def sort_value(x) -> str:
+            return "" if fmt.is_missing(x) else repr(float(x))
+
+        tags = format_html_join("", ' · <span class="tag">{}</span>', ((t,) for t in s.tags))
+        spark = (format_html('<svg class="spark {}" viewBox="0 0 120 28" width="120" height="28" role="img" '
+                             'aria-label="equity over the last hour"><polyline points="{}"/></svg>',
+                             "up" if self.spark_up else "down", self.spark_points)
+                 if self.spark_points else mark_safe('<span class="muted small">no data yet</span>'))
+        return format_html(
+            '<tr data-session="{sid}" data-last-seq="{seq}" data-currency="{cur}" data-capital="{cap}">'
+            '<td><a href="{url}">{sid}</a><div class="muted small">{owner}{tags}</div></td>'
+            '<td><span class="status status-{status}" data-role="status">{status}</span></td>'
+            '<td class="small">{strategy}<div class="muted">{policy} · {symbols}</div></td><td>{spark}</td>'
+            '<td class="num {pnl_class}" data-role="pnl" data-value="{pnl_v}">{pnl}</td>'
+            '<td class="num {ret_class}" data-role="return" data-value="{ret_v}">{ret}</td>'
+            '<td class="num" data-value="{dd_v}">{dd}</td><td class="num" data-value="{slip_v}">{slip}</td>'
+            '<td class="num" data-value="{risk_v}" title="{risk_of}">{risk}</td>'
+            '<td class="num" data-value="{te_v}">{te}</td><td class="num" data-value="{inc_v}">{inc}</td>'
+            '<td class="health-cell small"><span data-role="lag" title="step lag">{lag}</span> '
+            '<span data-role="switch">{switch}</span> <span data-role="cooldown">{cooldown}</span> '
+            '<span data-role="fault">{fault}</span></td></tr>',
+            sid=s.session_id, seq=s.last_event_seq, cur=lane.currency, cap=lane.capital_amount, url=self.url,
+            owner=s.owner, tags=tags, status=s.status, strategy=str(s.strategy),
+            policy=s.execution_policy.policy_id, symbols=" ".join(s.symbols), spark=spark,
+            pnl_class=c["pnl_class"], pnl_v=sort_value(self.pnl), pnl=c["pnl"],
+            ret_class=c["return_class"], ret_v=sort_value(self.return_pct), ret=c["return"],
+            dd_v=sort_value(self.max_dd_pct), dd=c["max_dd"], slip_v=sort_value(self.slippage.get("mean_bps")),
+            slip=c["slippage"], risk_v=sort_value(self.risk[0]), risk_of=c["risk_of"], risk=c["risk"],
+            te_v=sort_value(self.tracking_error), te=c["te"], inc_v=sort_value(self.incidents), inc=c["incidents"],
+            lag=c["lag"], switch=c["switch"], cooldown=c["cooldown"], fault=c["fault"])
+
+    @cached_property
     def cells(self) -> dict:
         """The row's figures as shown (units, separators), computed once: a hundred rows of
         template filters cost more than the queries behind them."""
@@ -150,19 +190,19 @@ class LaneBlock:
 
 def overview(*, lane: str | None = None, status: str | None = None, owner: str | None = None,
              tag: str | None = None) -> list[LaneBlock]:
-    """Every lane with its sessions (filtered), each with health, latest summary and an
-    equity sparkline (its last hour of whole minutes)."""
+    """Every lane with its sessions (filtered), each with health and its latest summary
+    (with the sparkline stored beside it: the last hour of whole minutes)."""
     lanes = list(selectors.lanes_overview().prefetch_related(None))  # the sessions come filtered, below
     sessions = list(selectors.session_list(lane=lane, status=status, owner=owner, tag=tag).prefetch_related(None)
                     .defer("objective", "initial_portfolio", "end_target", "sizing", "provenance"))
     health = selectors.session_health(sessions, client=dispatch.redis_client())
     ids = [s.session_id for s in sessions]
     summaries = summaries_latest(session_ids=ids, parts=OVERVIEW_PARTS)
-    sparks = recent_equity(session_pks=[s.pk for s in sessions], points=SPARK_MINUTES)
     by_lane: dict[str, list[SessionRow]] = {}
     for s in sessions:
         by_lane.setdefault(s.lane.name, []).append(
-            SessionRow(s, health[s.session_id], summaries.get(s.session_id), sparks.get(s.pk, [])))
+            SessionRow(s, health[s.session_id], summaries.get(s.session_id),
+                       (summaries.get(s.session_id) or {}).get("spark") or []))
     return [LaneBlock(ln, by_lane.get(ln.name, [])) for ln in lanes if lane in (None, ln.name)]
 
 
@@ -177,17 +217,14 @@ def chart_data(session: PaperSession) -> dict:
     equity, drawdown (%), gross/net exposure, marks per symbol (the price line), fills
     (markers), annotations (incidents, breaches, controls) and, when there is one, the
     backtest the comparison uses (its equity drawn over the session's)."""
-    points = series_for_session(session_id=session.session_id)
-    if len(points) > CHART_POINTS:  # keep the newest exactly, thin the rest evenly
-        step = len(points) / CHART_POINTS
-        points = [points[int(i * step)] for i in range(CHART_POINTS - 1)] + [points[-1]]
+    points = chart_series(session_id=session.session_id, max_points=CHART_POINTS)
     lots = (session.sizing or {}).get("lot_sizes") or {}
     sec = 1e9
     marks: dict[str, list] = {}
-    for p in points:
-        for sym, mid in (p.get("marks") or {}).items():
+    for ts, *_, sample_marks in points:
+        for sym, mid in sample_marks.items():
             if mid == mid and mid is not None:
-                marks.setdefault(sym, []).append([p["ts_ns"] / sec, mid])
+                marks.setdefault(sym, []).append([ts // 1_000_000_000, round(mid, 6)])
     fills = [{"t": f["event_time"].timestamp(), "symbol": f["symbol"], "side": f["side"], "qty": f["quantity"],
               "price": f["price"], "label": f"{f['side'].upper()} {fmt.qty(f['quantity'], lots.get(f['symbol']))}"}
              for f in reversed(fills_for_session(session_id=session.session_id).order_by("-event_time", "-id")
@@ -199,10 +236,11 @@ def chart_data(session: PaperSession) -> dict:
     annotations.sort(key=lambda a: a["t"])
     return {
         "currency": session.lane.currency,
-        "equity": [[p["ts_ns"] / sec, p["equity"]] for p in points],
-        "drawdown": [[p["ts_ns"] / sec, -p["drawdown"] * 100] for p in points],
-        "gross": [[p["ts_ns"] / sec, p["gross"]] for p in points],
-        "net": [[p["ts_ns"] / sec, p["net"]] for p in points],
+        # whole seconds (the sample grid), amounts to the cent: half the bytes of full floats
+        "equity": [[p[0] // 1_000_000_000, round(p[1], 2)] for p in points],
+        "drawdown": [[p[0] // 1_000_000_000, round(-p[2] * 100, 4)] for p in points],
+        "gross": [[p[0] // 1_000_000_000, round(p[3], 2)] for p in points],
+        "net": [[p[0] // 1_000_000_000, round(p[4], 2)] for p in points],
         "marks": marks,
         "fills": fills,
         "annotations": annotations,

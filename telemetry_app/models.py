@@ -163,6 +163,9 @@ class SessionSummary(models.Model):
     as_of_ns = models.BigIntegerField(help_text="market-data time the summary covers up to, epoch ns")
     final = models.BooleanField(default=False)
     data = models.JSONField()
+    spark = models.JSONField(default=list, blank=True,
+                             help_text="equity (account currency) at the last 60 whole minutes up to as_of, oldest "
+                                       "first: the overview's sparkline, computed with the summary")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

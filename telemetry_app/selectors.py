@@ -57,6 +57,23 @@ def series_for_session(*, session_id: str, from_ns: int | None = None, to_ns: in
     return rows
 
 
+def chart_series(*, session_id: str, max_points: int) -> list[tuple]:
+    """A session's samples for charts, oldest first, at most ``max_points`` (the newest kept,
+    the rest thinned evenly): ``(ts_ns, equity, drawdown, gross, net, marks)``. One query;
+    the marks come as JSON text and only the kept samples' are decoded."""
+    import json
+
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    rows = list(EquitySample.objects.filter(session__session_id=session_id).order_by("ts_ns")
+                .values_list("ts_ns", "equity", "drawdown", "gross", "net", Cast("marks", TextField())))
+    if len(rows) > max_points:
+        step = len(rows) / max_points
+        rows = [rows[int(i * step)] for i in range(max_points - 1)] + [rows[-1]]
+    return [(*r[:5], json.loads(r[5]) if r[5] else {}) for r in rows]
+
+
 def minute_series_for_session(*, session_id: str, after_ns: int | None = None) -> list[dict]:
     """The samples summaries use: whole minutes (after ``after_ns`` when given), plus the
     newest (``metrics.summary.thin_to_minutes``)."""
@@ -67,24 +84,6 @@ def minute_series_for_session(*, session_id: str, after_ns: int | None = None) -
     if last is not None and (not minutes or minutes[-1]["ts_ns"] != last.ts_ns):
         minutes.append(last.as_record())
     return minutes
-
-
-def recent_equity(*, session_pks: list[int], points: int = 60) -> dict[int, list[float]]:
-    """Each session's equity at its last ``points`` whole minutes, oldest first, by session
-    row id (the overview's sparklines): one query over the whole-minute partial index, the
-    newest ``points`` of each session picked by a window function."""
-    from django.db.models import Window
-    from django.db.models.functions import RowNumber
-
-    if not session_pks:
-        return {}
-    rows = (EquitySample.objects.annotate(whole=F("ts_ns") % MINUTE_NS).filter(session_id__in=session_pks, whole=0)
-            .annotate(rank=Window(RowNumber(), partition_by=[F("session_id")], order_by=F("ts_ns").desc()))
-            .filter(rank__lte=points).order_by("session_id", "ts_ns").values_list("session_id", "equity"))
-    out: dict[int, list[float]] = {}
-    for pk, equity in rows:
-        out.setdefault(pk, []).append(equity)
-    return out
 
 
 def event_payloads(*, session_id: str, event_types: list[str], after: int = 0) -> dict[str, list[dict]]:
@@ -133,8 +132,8 @@ def summaries_latest(*, session_ids: list[str], since=None, parts: tuple[str, ..
         return {row.session.session_id: row.data for row in rows.select_related("session")}
     fields = {f"p{i}": f"data__{path}" for i, path in enumerate(parts)}
     out = {}
-    for row in rows.values("session__session_id", **{k: F(v) for k, v in fields.items()}):
-        data: dict = {}
+    for row in rows.values("session__session_id", "spark", **{k: F(v) for k, v in fields.items()}):
+        data: dict = {"spark": row["spark"]}  # the sparkline stored beside the summary
         for i, path in enumerate(parts):
             keys = path.split("__")
             node = data

@@ -82,13 +82,14 @@ def series_downsample(*, before_ns: int) -> int:
     return deleted
 
 
-def summary_record(*, session_pk: int, as_of_ns: int, final: bool, data: dict) -> SessionSummary | None:
+def summary_record(*, session_pk: int, as_of_ns: int, final: bool, data: dict,
+                   spark: list[float] | None = None) -> SessionSummary | None:
     """Store a summary unless one of this session, as-of time and finality exists (then
     None); after commit, append it as one line to ``paper_summary.ndjson`` (one ``write`` of
     the whole line on a file opened for appending: a killed writer leaves no torn line, and a
     summary is never appended twice)."""
     row, created = SessionSummary.objects.get_or_create(session_id=session_pk, as_of_ns=as_of_ns, final=final,
-                                                        defaults={"data": data})
+                                                        defaults={"data": data, "spark": spark or []})
     if not created:
         return None
     line = (json.dumps(data, separators=(",", ":")) + "\n").encode()

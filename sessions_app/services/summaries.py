@@ -127,6 +127,18 @@ def inputs_forget(session_id: str | None = None) -> None:
         _inputs.pop(session_id, None)
 
 
+SPARK_POINTS = 60
+
+
+def spark_of(session_id: str) -> list[float]:
+    """Equity at the last ``SPARK_POINTS`` whole minutes (and the newest sample), from the
+    inputs the summary was just computed with: the overview's sparkline at no extra read."""
+    inputs = _inputs.get(session_id)
+    if inputs is None:
+        return []
+    return [round(p["equity"], 2) for p in inputs.series()[-SPARK_POINTS:]]
+
+
 def summary_compute(*, session_id: str, final: bool) -> dict | None:
     """The summary of a session from what it stored so far; None before its first checkpoint."""
     session = (PaperSession.objects.select_related("lane__risk_envelope", "strategy", "checkpoint")
@@ -175,7 +187,8 @@ def summary_refresh(*, session_id: str, final: bool | None = None) -> dict | Non
     if data is None:
         return None
     with transaction.atomic():
-        row = summary_record(session_pk=status[1], as_of_ns=data["as_of"], final=is_final, data=data)
+        row = summary_record(session_pk=status[1], as_of_ns=data["as_of"], final=is_final, data=data,
+                             spark=spark_of(session_id))
     if is_final:
         inputs_forget(session_id)
     if row is None:

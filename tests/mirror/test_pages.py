@@ -87,9 +87,8 @@ def test_overview_without_configuration_says_so(db, client):
 
 def test_overview_query_count_is_bounded_and_flat(loaded, client, django_assert_max_num_queries):
     # given the shipped sessions: lane names (the filter), lanes, sessions, switches and cooldowns
-    # (health), summaries, sparklines (the newest sample of each, then the windows), the header's
-    # switches in force, feeds
-    with django_assert_max_num_queries(AUTH_QUERIES + 10) as few:
+    # (health), summaries with their sparklines, the header's switches in force, feeds
+    with django_assert_max_num_queries(AUTH_QUERIES + 9) as few:
         assert client.get("/").status_code == 200
 
     # when there are more sessions

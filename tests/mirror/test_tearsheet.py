@@ -70,3 +70,21 @@ def test_the_event_stream_pages_back_and_filters(traded, client):  # noqa: F811
         assert "type=order_filled" in fills.split('class="older"', 1)[1]
     assert client.get(f"/sessions/{SID}/events/?type=bogus").status_code == 400
     assert client.get(f"/sessions/{SID}/events/?before=x").status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_overview_sparkline_is_the_last_hour_of_whole_minutes(traded, client):  # noqa: F811
+    from sessions_app.services.summaries import summary_refresh
+    from telemetry_app.models import EquitySample, SessionSummary
+
+    summary_refresh(session_id=SID)
+    samples = list(EquitySample.objects.filter(session__session_id=SID).order_by("ts_ns")
+                   .values_list("ts_ns", "equity"))
+    expected = [e for t, e in samples if t % 60_000_000_000 == 0]
+    if samples[-1][0] % 60_000_000_000:
+        expected.append(samples[-1][1])  # and the newest sample
+    stored = SessionSummary.objects.filter(session__session_id=SID).latest("id").spark
+    assert stored == [round(e, 2) for e in expected[-60:]] and len(stored) >= 2
+    row = client.get("/").content.decode().split(f'data-session="{SID}"', 1)[1].split("</tr>", 1)[0]
+    points = re.search(r'<polyline points="([^"]+)"', row).group(1).split()
+    assert len(points) == len(stored)
