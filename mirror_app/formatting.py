@@ -43,7 +43,11 @@ def pct(x, *, places: int = 2, signed: bool = False) -> str:
     """``x`` is already in percent."""
     if is_missing(x):
         return DASH
-    return f"{float(x):+,.{places}f} %" if signed else f"{float(x):,.{places}f} %"
+    x = float(x)
+    if round(x, places) == 0:
+        x = 0.0  # no "-0.000 %"
+    return f"{x:+,.{places}f} %".replace("+0.", "0.", 1) if signed and x == 0 else \
+        f"{x:+,.{places}f} %" if signed else f"{x:,.{places}f} %"
 
 
 def lot_places(lot: float | None) -> int:

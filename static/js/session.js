@@ -45,7 +45,7 @@
     const notes = data.annotations;
     if (notes.length) {
       LC.createSeriesMarkers(line, dedupeMarkers(notes.map((a) => ({
-        time: nearest(charts.equity.points, a.t), position: "aboveBar", shape: "circle",
+        time: nearest(charts.equity.points, a.t), position: "aboveBar", shape: "circle", size: 0.5,
         color: a.kind === "incident" || a.kind === "risk_breach" ? "#dc2626" : "#7c3aed", text: "", id: a.kind,
       }))));
     }
@@ -109,7 +109,7 @@
       time: Math.floor(f.t), position: f.side === "buy" ? "atPriceBottom" : "atPriceTop", price: f.price,
       shape: f.side === "buy" ? "arrowUp" : "arrowDown", color: f.side === "buy" ? "#15803d" : "#b91c1c",
       text: state.fills.length <= 12 ? f.label : "",
-    })).concat(state.notes.map((a) => ({ time: nearest(state.points, a.t), position: "aboveBar", shape: "circle",
+    })).concat(state.notes.map((a) => ({ time: nearest(state.points, a.t), position: "aboveBar", shape: "circle", size: 0.5,
       color: a.kind === "incident" || a.kind === "risk_breach" ? "#dc2626" : "#7c3aed", text: "" })));
     state.markers.setMarkers(list.sort((a, b) => a.time - b.time));
   }
