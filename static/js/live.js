@@ -231,9 +231,12 @@
     render(event);
   }
 
+  let current = null;  // the open socket (IFNSLive.socket(): diagnostics, tests)
+
   function connect(path, attempt) {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + path);
+    current = socket;
     socket.onopen = () => {
       setState("connected");
       if (attempt > 0) {  // what was published while the socket was down
@@ -252,5 +255,5 @@
     };
   }
 
-  window.IFNSLive = { connect: (path) => connect(path, 0) };
+  window.IFNSLive = { connect: (path) => connect(path, 0), socket: () => current };
 })();

@@ -96,6 +96,6 @@ def test_a_lost_push_is_backfilled_on_the_session_page(served_app, page):
     expect(rows).to_have_count(3, timeout=5000)
     assert [rows.nth(i).get_attribute("data-sequence") for i in range(3)] == ["3", "2", "1"]
     expect(rows.nth(1)).to_contain_text("lost push")  # fetched from the API, not pushed
-    expect(page.locator(f'tr[data-session="{gate}"] [data-role="status"]')).to_have_text("paused")
+    expect(page.locator(f'h1 [data-session="{gate}"] [data-role="status"]')).to_have_text("paused")
     assert page.evaluate("window.__not_reloaded") is True
     page.screenshot(path=str(SCREENSHOTS / "session_backfilled.png"), full_page=True)
