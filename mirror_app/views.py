@@ -365,7 +365,7 @@ MAX_DEFINITION_BYTES = 256 * 1024
 def session_new(request):
     """Register a session from a definition pasted or uploaded (YAML or JSON), validated like
     ``paper_session register``: every problem is listed with its line and field at once."""
-    context = {"text": "", "problems": [], "reason": ""}
+    context = {"text": "", "problems": [], "reason": "", "example": _example_definition()}
     if request.method == "POST":
         upload = request.FILES.get("file")
         text = request.POST.get("definition", "")
@@ -387,6 +387,16 @@ def session_new(request):
         messages.success(request, f"registered {session.session_id} in {session.lane.name} (scheduled)")
         return redirect("mirror:session-detail", session_id=session.session_id)
     return render(request, "mirror/session_new.html", context)
+
+
+def _example_definition() -> str:
+    """A shipped session definition, shown as the empty form's placeholder."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    files = sorted((Path(settings.IFNS_CONFIG_DIR) / "paper_trading").glob("session_*.yaml"))
+    return files[0].read_text() if files else ""
 
 
 @operator_required
