@@ -233,3 +233,68 @@ def test_a_dropped_socket_loses_no_event_on_screen(browser, desk):
         assert shown[-1] <= before < shown[0]
     finally:
         context.close()
+
+
+def test_register_with_an_error_then_fixed_and_a_four_eyes_promotion(browser, desk):
+    definition = (ROOT / "config/paper_trading/session_research_crypto_trend.yaml").read_text() \
+        .replace("session_id: research_crypto_trend", "session_id: browser_crypto")
+    context, page = _sign_in(browser, desk, "operator")
+    try:
+        # a definition with a wrong lane: the problem is named with its line and field, the text kept
+        page.goto(desk["url"] + "/sessions/new/")
+        page.fill("#definition", definition.replace("lane: paper_research", "lane: paper_nowhere"))
+        page.fill("#reason", "browser test")
+        page.click(".register-form button[type=submit]")
+        expect(page.locator("#problems")).to_contain_text("lane")
+        expect(page.locator("#problems")).to_contain_text("paper_nowhere")
+        page.screenshot(path=str(SCREENSHOTS / "register_errors.png"), full_page=True)
+        page.fill("#definition", page.input_value("#definition").replace("paper_nowhere", "paper_research"))
+        page.click(".register-form button[type=submit]")
+        page.wait_for_url(desk["url"] + "/sessions/browser_crypto/")
+        expect(page.locator(".messages")).to_contain_text("registered browser_crypto")
+        # an abort asks first: dismissed, nothing happens; confirmed, the session ends
+        status = page.locator('h1 [data-session="browser_crypto"] [data-role="status"]')
+        controls = page.locator("section.controls")
+        controls.locator('input[name="reason"]').first.fill("browser test: not needed")
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        controls.locator('button[value="abort"]').click()
+        page.wait_for_timeout(500)
+        expect(status).to_have_text("scheduled")
+        page.once("dialog", lambda dialog: dialog.accept())
+        controls.locator('button[value="abort"]').click()
+        expect(page.locator(".messages")).to_contain_text("browser_crypto: aborted")
+        expect(status).to_have_text("aborted")
+
+        # the operator asks for a promotion of the demo session: no approve button for them
+        page.goto(desk["url"] + "/promotions/")
+        page.select_option('select[name="session_id"]', SID)
+        page.select_option('select[name="to_lane"]', "paper_gatecheck")
+        page.fill('form[action="/promotions/new/"] input[name="reason"]', "browser test evidence")
+        page.click('form[action="/promotions/new/"] button[type=submit]')
+        page.wait_for_url("**/promotions/*/")
+        promotion = page.url
+        expect(page.locator("#criteria tbody tr")).not_to_have_count(0)
+        expect(page.locator('button[value="approve"]')).to_have_count(0)
+        expect(page.locator("main")).to_contain_text("another approver decides")
+        page.screenshot(path=str(SCREENSHOTS / "promotion_requested.png"), full_page=True)
+        page.goto(desk["url"] + "/lanes/paper_research/")
+        expect(page.locator("#funnel")).to_contain_text(SID)
+        page.screenshot(path=str(SCREENSHOTS / "lane_dashboard.png"), full_page=True)
+    finally:
+        context.close()
+
+    context, page = _sign_in(browser, desk, "approver")
+    try:
+        page.goto(promotion)
+        page.fill('form.decision input[name="reason"]', "reviewed in the browser")
+        if page.locator('input[name="override_reason"]').count():
+            page.fill('input[name="override_reason"]', "short run accepted for a gatecheck trial")
+        page.screenshot(path=str(SCREENSHOTS / "promotion_approver.png"), full_page=True)
+        page.click('button[value="approve"]')
+        expect(page.locator(".messages")).to_contain_text(": applied")
+        expect(page.locator("h1 .status")).to_have_text("applied")
+        page.goto(desk["url"] + "/changelog/?action=promotion_approve")
+        expect(page.locator("#changelog tbody")).to_contain_text("approver")
+        page.screenshot(path=str(SCREENSHOTS / "changelog.png"), full_page=False)
+    finally:
+        context.close()
