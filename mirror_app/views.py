@@ -12,6 +12,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from ifns_paper.engine.controls import SwitchState
@@ -23,6 +24,7 @@ from mirror_app import pages
 from sessions_app import selectors, services
 from sessions_app.services.config import session_register_text
 from sessions_app.services.controls import cooldown_request
+from sessions_app.services.lanes import ENVELOPE_FIELDS
 from sessions_app.services.promotions import (
     TAGS,
     promotion_decide,
@@ -323,11 +325,16 @@ def lane_dashboard(request, lane: str):
     if evidence is None:
         raise Http404(f"no lane {lane!r}")
     funnel = next((f for f in selectors.promotion_funnel() if f["lane"] == lane), None)
+    row = selectors.lanes_overview().prefetch_related(None).get(name=lane)
+    thresholds = row.policy.thresholds or {}
     return render(request, "mirror/lane.html", {
-        "lane": selectors.lanes_overview().prefetch_related(None).get(name=lane), "evidence": evidence,
+        "lane": row, "evidence": evidence,
         "funnel": funnel, "window": window, "windows": list(WINDOWS),
         "promotions": selectors.promotion_requests(lane=lane)[:20],
         "can_operate": user_can(request.user, Capability.OPERATE),
+        "can_administer": user_can(request.user, Capability.ADMINISTER),
+        **_lane_forms(row, thresholds, request.session.pop("lane_envelope_errors", None),
+                      request.session.pop("lane_rules_errors", None)),
     })
 
 
@@ -424,3 +431,97 @@ def session_tag_view(request, session_id: str):
     else:
         messages.success(request, f"{s.session_id}: tags {', '.join(s.tags) or 'none'}")
     return redirect("mirror:session-detail", session_id=session_id)
+
+
+# --- lane policies (admins) ------------------------------------------------------------------
+
+THRESHOLDS = ("min_sharpe", "min_hit_rate", "max_drawdown_pct", "max_mean_slippage_bps", "max_tracking_error_bps",
+              "min_psr", "max_incidents", "max_slippage_vs_backtest_bps", "min_reconciliation_correlation",
+              "max_reconciliation_dtw")
+
+
+def _number(text: str):
+    """A form's number as int or float; the text itself when it is not one (the validator
+    then names the field); None when empty."""
+    text = text.strip().replace(",", "")
+    if not text:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def admin_required(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not user_can(request.user, Capability.ADMINISTER):
+            raise PermissionDenied(f"{request.user.username} needs the admin role to change a lane")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@admin_required
+@require_POST
+def lane_envelope(request, lane: str):
+    """Change a lane's risk envelope: every field validated together like ``paper.yaml``'s,
+    every bad field named at once; nothing written then."""
+    from sessions_app.services.lanes import risk_envelope_patch
+
+    changes = {f: _number(request.POST.get(f, "")) for f in ENVELOPE_FIELDS if request.POST.get(f, "").strip()}
+    return _lane_change(request, lane, "envelope", lambda: risk_envelope_patch(
+        lane=lane, changes=changes, actor=_actor(request), reason=request.POST.get("reason", "")))
+
+
+@admin_required
+@require_POST
+def lane_rules(request, lane: str):
+    """Change a lane's promotion rules (and their metric thresholds; an empty threshold is no
+    criterion), validated like ``paper.yaml``'s policy."""
+    from sessions_app.services.lanes import lane_policy_patch
+
+    changes = {f: _number(request.POST.get(f, "")) for f in ("min_days", "min_trades", "max_breaches")}
+    changes["promotes_to"] = request.POST.get("promotes_to", "").strip()
+    changes["thresholds"] = {t: v for t in THRESHOLDS if (v := _number(request.POST.get(f"t_{t}", ""))) is not None}
+    return _lane_change(request, lane, "rules", lambda: lane_policy_patch(
+        lane=lane, changes=changes, actor=_actor(request), reason=request.POST.get("reason", "")))
+
+
+def _lane_forms(lane, thresholds: dict, envelope_refused: dict | None, rules_refused: dict | None) -> dict:
+    """The two forms' rows ``(input name, label, value shown, problems)``: the current values,
+    or after a refused change what was typed with every field's problem."""
+    def rows(fields, refused):
+        typed, problems = (refused or {}).get("values"), (refused or {}).get("fields", {})
+        return [(name, label, typed.get(name, "") if typed else ("" if current is None else current),
+                 problems.get(error_key, [])) for name, label, current, error_key in fields]
+
+    p = lane.policy
+    envelope = [(f, f, getattr(lane.risk_envelope, f), f) for f in ENVELOPE_FIELDS]
+    rules = [(f, f, getattr(p, f), f"promotion.{f}") for f in ("promotes_to", "min_days", "min_trades", "max_breaches")]
+    rules += [(f"t_{t}", t, thresholds.get(t), f"promotion.thresholds.{t}") for t in THRESHOLDS]
+    known = {key for *_, key in envelope + rules}
+    return {"envelope_rows": rows(envelope, envelope_refused), "rules_rows": rows(rules, rules_refused),
+            "form_problems": [f"{k}: {'; '.join(v)}" for refused in (envelope_refused, rules_refused) if refused
+                              for k, v in refused["fields"].items() if k not in known]}
+
+
+def _lane_change(request, lane: str, form: str, apply):
+    if not request.POST.get("reason", "").strip():
+        messages.error(request, "reason: say why the lane changes (it goes to the change log)")
+        return redirect("mirror:lane", lane=lane)
+    try:
+        apply()
+    except ApplicationError as exc:
+        errors = exc.extra.get("errors") or {}
+        request.session[f"lane_{form}_errors"] = {"message": exc.message, "fields": errors,
+                                                 "values": {k: v for k, v in request.POST.items()
+                                                            if k != "csrfmiddlewaretoken"}}
+        messages.error(request, exc.described())
+        return redirect(f"{reverse('mirror:lane', args=[lane])}#{form}")
+    messages.success(request, f"{lane}: {'risk envelope' if form == 'envelope' else 'promotion rules'} updated")
+    return redirect("mirror:lane", lane=lane)

@@ -100,3 +100,39 @@ def test_clone_and_tag(olga):
     assert "promotion_evidence" in PaperSession.objects.get(session_id=SID).tags
     olga.post(f"/sessions/{SID}/tag/", {"tag": "promotion_evidence", "remove": "1", "reason": "not clean"})
     assert "promotion_evidence" not in PaperSession.objects.get(session_id=SID).tags
+
+
+def test_lane_envelope_and_rules_forms_name_every_bad_field_at_once(loaded, django_user_model, olga):
+    from sessions_app.models import LanePolicy, RiskEnvelope
+
+    ada = signed_in(role_user(django_user_model, "ada", "admin"))
+    before = RiskEnvelope.objects.get(lane__name="paper_research").max_order_notional
+    assert olga.post("/lanes/paper_research/envelope/", {"max_order_notional": "1", "reason": "x"}).status_code == 403
+    page = olga.get("/lanes/paper_research/").content.decode()
+    assert "Save envelope" not in page and 'name="max_order_notional"' in page  # shown, read-only
+
+    refused = ada.post("/lanes/paper_research/envelope/", {"max_order_notional": "-5", "max_drawdown_pct": "abc",
+                                                          "price_collar_bps": "0", "reason": "tighten"}, follow=True)
+    page = refused.content.decode()
+    for field, problem in [("max_order_notional", "greater than 0"), ("max_drawdown_pct", "valid number"),
+                           ("price_collar_bps", "greater than 0")]:
+        cell = page.split(f'id="f-{field}"', 1)[1].split("</div>", 1)[0]
+        assert problem in cell, field
+    assert 'value="abc"' in page  # what was typed comes back to be fixed
+    assert RiskEnvelope.objects.get(lane__name="paper_research").max_order_notional == before
+    assert not ChangeLogEntry.objects.filter(action="risk_envelope_update").exists()
+
+    ada.post("/lanes/paper_research/envelope/", {"max_order_notional": "200000", "reason": "tighten"})
+    assert RiskEnvelope.objects.get(lane__name="paper_research").max_order_notional == 200_000
+    assert ChangeLogEntry.objects.get(action="risk_envelope_update").reason == "tighten"
+
+    refused = ada.post("/lanes/paper_research/rules/", {"promotes_to": "paper_gatecheck", "min_days": "-1",
+                                                        "min_trades": "200", "max_breaches": "5",
+                                                        "t_min_hit_rate": "2", "reason": "stricter"}, follow=True)
+    page = refused.content.decode()
+    assert "greater than or equal to 0" in page.split('id="f-min_days"', 1)[1].split("</div>", 1)[0]
+    assert "less than or equal to 1" in page.split('id="f-t_min_hit_rate"', 1)[1].split("</div>", 1)[0]
+    ada.post("/lanes/paper_research/rules/", {"promotes_to": "paper_gatecheck", "min_days": "7", "min_trades": "250",
+                                              "max_breaches": "5", "t_min_hit_rate": "0.5", "reason": "stricter"})
+    policy = LanePolicy.objects.get(lane__name="paper_research")
+    assert (policy.min_days, policy.min_trades, policy.thresholds["min_hit_rate"]) == (7, 250, 0.5)
