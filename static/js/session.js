@@ -114,23 +114,24 @@
     state.markers.setMarkers(list.sort((a, b) => a.time - b.time));
   }
 
-  // slippage histogram (uPlot bars): the summary's buckets
-  const hist = JSON.parse(document.getElementById("slippage-histogram").textContent || "null");
-  const slEl = document.getElementById("chart-slippage");
-  if (slEl && hist && hist.counts && hist.counts.some((c) => c > 0)) {
+  // slippage histograms per route (uPlot bars): the summary's buckets
+  const byRoute = JSON.parse(document.getElementById("slippage-by-route").textContent || "null") || {};
+  document.querySelectorAll(".slippage-chart").forEach((el) => {
+    const hist = (byRoute[el.dataset.route] || {}).histogram;
+    if (!hist || !hist.counts || !hist.counts.some((c) => c > 0)) return;
     const edges = hist.edges_bps;
     const xs = hist.counts.map((_, i) => i);
     const labels = hist.counts.map((_, i) => (i === 0 ? "<" + edges[0] : i > edges.length - 1 ? "≥" + edges[edges.length - 1]
       : edges[i - 1] + "…" + edges[i]));
     new uPlot({
-      width: Math.max(280, slEl.clientWidth || 400), height: 170, legend: { show: false },
+      width: Math.max(280, el.clientWidth || 400), height: 170, legend: { show: false },
       scales: { x: { time: false, range: [-0.5, xs.length - 0.5] } },
       axes: [{ values: (u, splits) => splits.map((i) => (i % 2 === 0 ? labels[i] || "" : "")), space: 20, size: 34,
         font: "10px system-ui" },
         { label: "fills", size: 40, font: "10px system-ui" }],
       series: [{}, { label: "fills", fill: "rgba(29,78,216,0.35)", stroke: "#1d4ed8", paths: uPlot.paths.bars({ size: [0.8] }) }],
-    }, [xs, hist.counts], slEl);
-  }
+    }, [xs, hist.counts], el);
+  });
 
   // when every chart was drawn (Performance API time since navigation; bench.pages_bench reads it)
   window.IFNSChartsReady = performance.now();

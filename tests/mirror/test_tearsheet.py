@@ -88,3 +88,18 @@ def test_the_overview_sparkline_is_the_last_hour_of_whole_minutes(traded, client
     row = client.get("/").content.decode().split(f'data-session="{SID}"', 1)[1].split("</tr>", 1)[0]
     points = re.search(r'<polyline points="([^"]+)"', row).group(1).split()
     assert len(points) == len(stored)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_drilldown_shows_slippage_per_route_and_the_shortfall_breakdown(traded, client):  # noqa: F811
+    from mirror_app.formatting import money
+    from sessions_app.services.summaries import summary_refresh
+
+    summary = summary_refresh(session_id=SID)
+    page = client.get(f"/sessions/{SID}/").content.decode()
+    routes = re.findall(r'class="chart short slippage-chart" data-route="([^"]+)"', page)
+    assert routes == sorted(summary["execution"]["slippage_by_route"]) and routes
+    shortfall = summary["execution"]["implementation_shortfall"]
+    table = page.split('id="shortfall"', 1)[1].split("</figure>", 1)[0]
+    for component in ("delay", "trading", "opportunity", "fees", "total"):
+        assert money(shortfall[component], "USD", signed=True) in table, component
