@@ -13,6 +13,7 @@ from ifns_paper.engine.lifecycle import SessionStatus
 from mirror_app import formatting as fmt
 from sessions_app import dispatch, selectors
 from sessions_app.models import PaperSession
+from sessions_app.services.lanes import ENVELOPE_FIELDS
 from telemetry_app.choices import EventType
 from telemetry_app.selectors import (
     chart_series,
@@ -352,3 +353,28 @@ def tearsheet_html(session: PaperSession, *, now=None) -> str:
         "scripts": [static("vendor/lightweight-charts-5.2.1/lightweight-charts.standalone.production.js"),
                     static("vendor/uplot-1.6.32/uPlot.iife.min.js"), static("js/session.js")],
     })
+
+
+# --- lane forms ------------------------------------------------------------------------------
+
+LANE_THRESHOLDS = ("min_sharpe", "min_hit_rate", "max_drawdown_pct", "max_mean_slippage_bps", "max_tracking_error_bps",
+              "min_psr", "max_incidents", "max_slippage_vs_backtest_bps", "min_reconciliation_correlation",
+              "max_reconciliation_dtw")
+
+
+def lane_forms(lane, thresholds: dict, envelope_refused: dict | None, rules_refused: dict | None) -> dict:
+    """The two forms' rows ``(input name, label, value shown, problems)``: the current values,
+    or after a refused change what was typed with every field's problem."""
+    def rows(fields, refused):
+        typed, problems = (refused or {}).get("values"), (refused or {}).get("fields", {})
+        return [(name, label, typed.get(name, "") if typed else ("" if current is None else current),
+                 problems.get(error_key, [])) for name, label, current, error_key in fields]
+
+    p = lane.policy
+    envelope = [(f, f, getattr(lane.risk_envelope, f), f) for f in ENVELOPE_FIELDS]
+    rules = [(f, f, getattr(p, f), f"promotion.{f}") for f in ("promotes_to", "min_days", "min_trades", "max_breaches")]
+    rules += [(f"t_{t}", t, thresholds.get(t), f"promotion.thresholds.{t}") for t in LANE_THRESHOLDS]
+    known = {key for *_, key in envelope + rules}
+    return {"envelope_rows": rows(envelope, envelope_refused), "rules_rows": rows(rules, rules_refused),
+            "form_problems": [f"{k}: {'; '.join(v)}" for refused in (envelope_refused, rules_refused) if refused
+                              for k, v in refused["fields"].items() if k not in known]}
