@@ -98,9 +98,15 @@ print(PaperSession.objects.count(), "sessions;", n_events, "events")
 
 
 class Client:
-    def __init__(self, port: int, token: str) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+    """One keep-alive connection; ``token`` signs with an API token, ``headers`` add others
+    (a session cookie: bench.pages_bench); neither: anonymous."""
+
+    def __init__(self, port: int, token: str | None = None, *, headers: dict | None = None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {"Accept": "application/json"} if token else {}
+        if token:
+            self.headers["Authorization"] = f"Token {token}"
+        self.headers |= headers or {}
 
     def get(self, path: str) -> float:
         t = time.perf_counter()
@@ -113,8 +119,8 @@ class Client:
         return elapsed
 
 
-def latency(port: int, token: str, path: str, n: int) -> dict:
-    client = Client(port, token)
+def latency(port: int, token: str | None, path: str, n: int, *, headers: dict | None = None) -> dict:
+    client = Client(port, token, headers=headers)
     for _ in range(5):  # warm the connection and the server's caches
         client.get(path)
     times = [client.get(path) * 1000 for _ in range(n)]

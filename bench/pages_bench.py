@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import http.client
 import json
 import os
 import shutil
@@ -46,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.api_bench import _free_port, _manage, _pct
+from bench.api_bench import Client, _free_port, _manage, _pct, latency
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "research_fx_momentum_v13"
@@ -155,30 +154,8 @@ print(json.dumps(out))
 '''
 
 
-class Browser:
-    """One keep-alive connection with the viewer's session cookie."""
-
-    def __init__(self, port: int, cookie: str | None) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {"Cookie": f"sessionid={cookie}"} if cookie else {}
-
-    def get(self, path: str) -> float:
-        t = time.perf_counter()
-        self.conn.request("GET", path, headers=self.headers)
-        response = self.conn.getresponse()
-        body = response.read()
-        elapsed = time.perf_counter() - t
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {body[:300]!r}")
-        return elapsed
-
-
-def latency(port: int, cookie: str | None, path: str, n: int) -> dict:
-    client = Browser(port, cookie)
-    for _ in range(3):
-        client.get(path)
-    times = [client.get(path) * 1000 for _ in range(n)]
-    return {"p50_ms": _pct(times, 0.5), "p99_ms": _pct(times, 0.99), "n": n}
+def _cookie(session_key: str | None) -> dict:
+    return {"Cookie": f"sessionid={session_key}"} if session_key else {}
 
 
 def chromium_measures(base: str, cookie: str, loads: int, live_seconds: float) -> dict:
@@ -262,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + 120
         while True:
             try:
-                Browser(port, None).get("/login/")
+                Client(port).get("/login/")
                 break
             except (OSError, RuntimeError):
                 if time.monotonic() > deadline or server.poll() is not None:
@@ -272,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for i in range(args.runs):
             run = {"baseline_login_page": latency(port, None, "/login/", args.requests),  # signed out: the form
-                   "overview": latency(port, cookie, "/", args.requests)}
+                   "overview": latency(port, None, "/", args.requests, headers=_cookie(cookie))}
             run |= chromium_measures(base, cookie, args.loads, args.live_seconds if i == 0 else 0)
             if i > 0:
                 run.pop("live_lag")

@@ -196,7 +196,7 @@ class SessionCooldownApi(APIView):
     @documented(operation_id="sessions_cooldown_get", response=CooldownOutput, errors=(404,))
     def get(self, request, session_id: str):
         _known(session_id)
-        return Response(_health_of([selectors.session_get(session_id=session_id)])[session_id]["cooldown"])
+        return Response(_cooldown_out(session_id))
 
     @idempotent
     @documented(operation_id="sessions_cooldown_set", request=CooldownInput, response=CooldownOutput,
@@ -207,7 +207,12 @@ class SessionCooldownApi(APIView):
         v = data.validated_data
         cooldown_request(session_id=session_id, active=v["action"] == "set", duration_s=v.get("duration_s"),
                          actor=f"api:{request.user.username}", reason=v["reason"])
-        return Response(_health_of([selectors.session_get(session_id=session_id)])[session_id]["cooldown"])
+        return Response(_cooldown_out(session_id))
+
+
+def _cooldown_out(session_id: str) -> dict:
+    """The session's cooldown as its health shows it (``selectors.session_health``)."""
+    return _health_of([selectors.session_get(session_id=session_id)])[session_id]["cooldown"]
 
 
 def _known(session_id: str) -> None:

@@ -106,16 +106,6 @@ def lanes_overview() -> QuerySet[Lane]:
     )
 
 
-def lanes_overview_with_health(*, client: redis.Redis | None) -> list[Lane]:
-    """``lanes_overview`` with each session's ``health`` (``session_health``) attached."""
-    lanes = list(lanes_overview())
-    sessions = [s for lane in lanes for s in lane.sessions.all()]
-    health = session_health(sessions, client=client)
-    for s in sessions:
-        s.health = health[s.session_id]
-    return lanes
-
-
 def changelog_entries(*, target_type: str | None = None, target_id: str | None = None, actor: str | None = None,
                       action: str | None = None) -> QuerySet[ChangeLogEntry]:
     """Change-log entries matching every filter given (all when none)."""

@@ -147,14 +147,19 @@ def test_an_operator_watches_a_session_trade_live_and_pauses_it(browser, desk):
         context.close()
 
 
+def _set_lane_switch(page, desk, state: str, reason: str) -> None:
+    """The research lane's kill switch, through the overview's form."""
+    page.goto(desk["url"] + "/")
+    lane = page.locator("#lane-paper_research form.inline-control")
+    lane.locator('select[name="state"]').select_option(state)
+    lane.locator('input[name="reason"]').fill(reason)
+    lane.locator('button[type="submit"]').click()
+
+
 def test_a_lane_kill_switch_shows_in_every_page_header(browser, desk):
     context, page = _sign_in(browser, desk, "operator")
     try:
-        page.goto(desk["url"] + "/")
-        lane = page.locator("#lane-paper_research form.inline-control")
-        lane.locator('select[name="state"]').select_option("halted")
-        lane.locator('input[name="reason"]').fill("browser test: feed trouble")
-        lane.locator('button[type="submit"]').click()
+        _set_lane_switch(page, desk, "halted", "browser test: feed trouble")
         banner = page.locator("#controls-banner .switch-banner-halted")
         expect(banner).to_contain_text("lane:paper_research")
         expect(banner).to_contain_text("browser test: feed trouble")
@@ -166,11 +171,7 @@ def test_a_lane_kill_switch_shows_in_every_page_header(browser, desk):
         page.select_option('#event-filters select[name="type"]', "dra_decision")
         expect(page.locator("#events tbody")).to_contain_text("kill_switch_halted", timeout=30_000)
     finally:
-        page.goto(desk["url"] + "/")
-        lane = page.locator("#lane-paper_research form.inline-control")
-        lane.locator('select[name="state"]').select_option("active")
-        lane.locator('input[name="reason"]').fill("browser test over")
-        lane.locator('button[type="submit"]').click()
+        _set_lane_switch(page, desk, "active", "browser test over")
         expect(page.locator("#controls-banner .switch-banner")).to_have_count(0)
         context.close()
 
