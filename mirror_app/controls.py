@@ -5,6 +5,8 @@ promotions (the service checks four eyes)."""
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +23,7 @@ from mirror_app.access import (
     operator_required,
     report,
 )
-from mirror_app.pages import LANE_THRESHOLDS
+from mirror_app.pages import COOLDOWN_RULES, LANE_THRESHOLDS
 from sessions_app import services
 from sessions_app.services.config import session_register_text
 from sessions_app.services.controls import cooldown_request
@@ -139,7 +141,21 @@ MAX_DEFINITION_BYTES = 256 * 1024
 def session_new(request):
     """Register a session from a definition pasted or uploaded (YAML or JSON), validated like
     ``paper_session register``: every problem is listed with its line and field at once."""
-    context = {"text": "", "problems": [], "reason": "", "example": _example_definition()}
+    from sessions_app.selectors import backtests_completed
+    from sessions_app.services.backtests import backtest_definition
+
+    from_backtest = (request.POST if request.method == "POST" else request.GET).get("backtest", "").strip()
+    context = {"text": "", "problems": [], "reason": "", "example": _example_definition(),
+               "backtests": backtests_completed(), "from_backtest": from_backtest}
+    provenance = None
+    if from_backtest:
+        try:
+            text, provenance = backtest_definition(from_backtest)
+        except ApplicationError as exc:
+            context["problems"] = [exc.described()]
+            return render(request, "mirror/session_new.html", context, status=exc.status_code)
+        if request.method != "POST":
+            context.update(text=text, reason=f"paper run of {from_backtest}")
     if request.method == "POST":
         upload = request.FILES.get("file")
         text = request.POST.get("definition", "")
@@ -154,7 +170,8 @@ def session_new(request):
             context["problems"] = ["definition: paste a session definition or choose a file"]
             return render(request, "mirror/session_new.html", context, status=400)
         try:
-            session = session_register_text(text=text, actor=actor_of(request), reason=context["reason"])
+            session = session_register_text(text=text, actor=actor_of(request), reason=context["reason"],
+                                            provenance=provenance)
         except ApplicationError as exc:
             context["problems"] = exc.extra.get("problems") or [exc.described()]
             return render(request, "mirror/session_new.html", context, status=400)
@@ -217,6 +234,11 @@ def _number(text: str):
     return text
 
 
+def _ids(text: str) -> list[str]:
+    """Registry ids typed as a list separated by commas, spaces or lines."""
+    return [part for part in re.split(r"[\s,]+", text) if part]
+
+
 @admin_required
 @require_POST
 def lane_envelope(request, lane: str):
@@ -239,6 +261,9 @@ def lane_rules(request, lane: str):
     changes = {f: _number(request.POST.get(f, "")) for f in ("min_days", "min_trades", "max_breaches")}
     changes["promotes_to"] = request.POST.get("promotes_to", "").strip()
     changes["thresholds"] = {t: v for t in LANE_THRESHOLDS if (v := _number(request.POST.get(f"t_{t}", ""))) is not None}
+    # the form sends these too; a client that leaves one out leaves it unchanged
+    changes |= {f: _ids(request.POST[f]) for f in ("allowed_strategies", "allowed_models") if f in request.POST}
+    changes |= {f: _number(request.POST[f]) for f in COOLDOWN_RULES if f in request.POST}
     return _lane_change(request, lane, "rules", lambda: lane_policy_patch(
         lane=lane, changes=changes, actor=actor_of(request), reason=request.POST.get("reason", "")))
 
@@ -256,5 +281,5 @@ def _lane_change(request, lane: str, form: str, apply):
                                                             if k != "csrfmiddlewaretoken"}}
         messages.error(request, exc.described())
         return redirect(f"{reverse('mirror:lane', args=[lane])}#{form}")
-    messages.success(request, f"{lane}: {'risk envelope' if form == 'envelope' else 'promotion rules'} updated")
+    messages.success(request, f"{lane}: {'risk envelope' if form == 'envelope' else 'promotion rules and cooldowns'} updated")
     return redirect("mirror:lane", lane=lane)

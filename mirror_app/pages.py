@@ -360,6 +360,9 @@ def tearsheet_html(session: PaperSession, *, now=None) -> str:
 LANE_THRESHOLDS = ("min_sharpe", "min_hit_rate", "max_drawdown_pct", "max_mean_slippage_bps", "max_tracking_error_bps",
               "min_psr", "max_incidents", "max_slippage_vs_backtest_bps", "min_reconciliation_correlation",
               "max_reconciliation_dtw")
+# the lane's automatic cooldown rules: form field → label
+COOLDOWN_RULES = {"cooldown_max_breaches": "cooldown after breaches", "cooldown_window_s": "cooldown window (s)",
+                  "cooldown_duration_s": "cooldown duration (s)", "cooldown_max_loss": "cooldown after loss"}
 
 
 def lane_forms(lane, thresholds: dict, envelope_refused: dict | None, rules_refused: dict | None) -> dict:
@@ -368,13 +371,18 @@ def lane_forms(lane, thresholds: dict, envelope_refused: dict | None, rules_refu
     def rows(fields, refused):
         typed, problems = (refused or {}).get("values"), (refused or {}).get("fields", {})
         return [(name, label, typed.get(name, "") if typed else ("" if current is None else current),
-                 problems.get(error_key, [])) for name, label, current, error_key in fields]
+                 [m for key, msgs in problems.items() if key == error_key or key.startswith(error_key + ".")
+                  for m in msgs])
+                for name, label, current, error_key in fields]
 
     p = lane.policy
     envelope = [(f, f, getattr(lane.risk_envelope, f), f) for f in ENVELOPE_FIELDS]
     rules = [(f, f, getattr(p, f), f"promotion.{f}") for f in ("promotes_to", "min_days", "min_trades", "max_breaches")]
     rules += [(f"t_{t}", t, thresholds.get(t), f"promotion.thresholds.{t}") for t in LANE_THRESHOLDS]
+    rules += [(f, f, ", ".join(getattr(p, f)), f) for f in ("allowed_strategies", "allowed_models")]
+    rules += [(f, label, getattr(p, f), f"cooldown.{f.removeprefix('cooldown_')}") for f, label in COOLDOWN_RULES.items()]
     known = {key for *_, key in envelope + rules}
     return {"envelope_rows": rows(envelope, envelope_refused), "rules_rows": rows(rules, rules_refused),
             "form_problems": [f"{k}: {'; '.join(v)}" for refused in (envelope_refused, rules_refused) if refused
-                              for k, v in refused["fields"].items() if k not in known]}
+                              for k, v in refused["fields"].items()
+                              if not any(k == key or k.startswith(key + ".") for key in known)]}

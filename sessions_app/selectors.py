@@ -18,6 +18,7 @@ from ifns_paper import marketbus
 from ifns_paper.engine.controls import SEVERITY, SwitchState
 from ifns_paper.engine.lifecycle import TERMINAL, SessionStatus
 from sessions_app.models import (
+    Backtest,
     ChangeLogEntry,
     KillSwitch,
     Lane,
@@ -85,6 +86,12 @@ def strategy_exists(strategy: str) -> bool:
     registry_id, _, version = strategy.partition("@")
     qs = RegistryEntry.objects.filter(registry_id=registry_id)
     return (qs.filter(version=version) if version else qs).exists()
+
+
+def backtests_completed(limit: int = 200) -> QuerySet[Backtest]:
+    """Completed backtests, newest first: what a session can be cloned from."""
+    return (Backtest.objects.filter(status=Backtest.Status.COMPLETED).select_related("session", "strategy")
+            .order_by("-created_at", "-id")[:limit])
 
 
 def session_get(*, session_id: str) -> PaperSession | None:

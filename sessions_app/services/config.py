@@ -216,8 +216,9 @@ def _set_models(session: PaperSession, definition: SessionDefinition) -> None:
         SessionModel.objects.create(session=session, entry=entry, weight=ref.weight)
 
 
-def _session_create(definition, *, bundle, config_file, actor, reason) -> PaperSession:
+def _session_create(definition, *, bundle, config_file, actor, reason, provenance=None) -> PaperSession:
     values = _definition_values(definition, bundle=bundle, config_file=config_file)
+    values["provenance"] = provenance or {}
     session = PaperSession.objects.create(session_id=definition.session_id, status=SessionStatus.SCHEDULED,
                                           **values)
     _set_models(session, definition)
@@ -243,8 +244,10 @@ def _session_redefine(session, definition, *, bundle, config_file, actor, reason
                      after=session_snapshot(session))
 
 
-def session_register(*, bundle: ConfigBundle, session_id: str, actor: str, reason: str = "") -> PaperSession:
-    """Register one session of a validated bundle; it starts ``scheduled``."""
+def session_register(*, bundle: ConfigBundle, session_id: str, actor: str, reason: str = "",
+                     provenance: dict | None = None) -> PaperSession:
+    """Register one session of a validated bundle; it starts ``scheduled``. ``provenance``
+    says where its definition came from (e.g. the backtest it was cloned from)."""
     if session_id not in bundle.sessions:
         raise NotFound(f"no session definition with session_id {session_id!r}")
     config_file, definition = bundle.sessions[session_id]
@@ -252,7 +255,7 @@ def session_register(*, bundle: ConfigBundle, session_id: str, actor: str, reaso
         if PaperSession.objects.filter(session_id=session_id).exists():
             raise Conflict(f"session {session_id!r} is already registered")
         session = _session_create(definition, bundle=bundle, config_file=config_file,
-                                  actor=actor, reason=reason or "register session")
+                                  actor=actor, reason=reason or "register session", provenance=provenance)
         transaction.on_commit(registry_export_after_commit)
     return session
 
@@ -260,7 +263,7 @@ def session_register(*, bundle: ConfigBundle, session_id: str, actor: str, reaso
 BODY_LABEL = "request body"
 
 
-def session_register_text(*, text: str, actor: str, reason: str = "") -> PaperSession:
+def session_register_text(*, text: str, actor: str, reason: str = "", provenance: dict | None = None) -> PaperSession:
     """Register a session from a definition given as text (YAML, or JSON — YAML reads it),
     validated exactly like a ``paper_session register`` file against the configuration
     directory. Every problem comes back as ``request body:LINE: path: message`` (in
@@ -290,4 +293,31 @@ def session_register_text(*, text: str, actor: str, reason: str = "") -> PaperSe
                           if Path(label).resolve() == path.resolve() or label == str(path))
         if PaperSession.objects.filter(session_id=session_id).exists():
             raise Conflict(f"session_id: a session {session_id!r} exists already")
-        return session_register(bundle=bundle, session_id=session_id, actor=actor, reason=reason)
+        return session_register(bundle=bundle, session_id=session_id, actor=actor, reason=reason,
+                                provenance=provenance)
+
+
+def session_definition(session: PaperSession) -> dict:
+    """A registered session as a definition document (``session_<name>.yaml``'s shape):
+    what a clone starts from. The start is left to an operator; an initial portfolio taken
+    from a backtest end state keeps its file."""
+    portfolio = session.initial_portfolio or {}
+    end: dict = {}
+    if session.end_duration_s:
+        end["duration"] = session.end_duration_s
+    if session.end_target:
+        end["target"] = session.end_target
+    if session.abort_on_kill_switch:
+        end["abort_on_kill_switch"] = True
+    return {
+        "session_id": session.session_id, "lane": session.lane.name, "owner": session.owner,
+        "objective": session.objective,
+        "strategy": {"registry_id": session.strategy.registry_id, "version": session.strategy.version},
+        "models": [{"registry_id": link.entry.registry_id, "version": link.entry.version, "weight": link.weight}
+                   for link in session.model_links.select_related("entry").order_by("entry__registry_id")],
+        "portfolio_id": session.portfolio_id, "execution_policy": session.execution_policy.policy_id,
+        "feed": session.feed, "symbols": list(session.symbols),
+        "start": {"at": None, "portfolio": ({"from_backtest": portfolio["path"]}
+                                            if portfolio.get("kind") == "from_backtest" else "flat")},
+        "end": end, "benchmark": session.benchmark, "tags": list(session.tags or []), "sizing": dict(session.sizing),
+    }

@@ -3,6 +3,8 @@ every change logged."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from django.db import transaction
 from pydantic import ValidationError
 
@@ -68,18 +70,27 @@ def lane_policy_validate(*, lane: str, values: dict) -> LanePolicySpec:
             "max_loss": values.get("cooldown_max_loss"),
         },
     }
+    errors: dict[str, list[str]] = {}
     try:
         spec = LanePolicySpec.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed("invalid lane policy", _errors_of(exc)) from exc
+        errors = _errors_of(exc)
+        # the references are checked too, so every bad field is named at once
+        spec = SimpleNamespace(**{key: [v for v in data[key] if isinstance(v, str)] if isinstance(data[key], list)
+                                  else [] for key in ("allowed_strategies", "allowed_models")},
+                               promotion=SimpleNamespace(promotes_to=str(data["promotion"]["promotes_to"] or "")))
+        valid = False
+    else:
+        valid = True
     kinds = dict(RegistryEntry.objects.values_list("registry_id", "kind"))
     lanes = set(Lane.objects.values_list("name", flat=True))
-    problems = lane_policy_problems(lane, spec, kinds=kinds, lanes=lanes)
-    if problems:
-        errors: dict[str, list[str]] = {}
-        for loc, message in problems:
-            errors.setdefault(".".join(str(p) for p in loc), []).append(message)
+    for loc, message in lane_policy_problems(lane, spec, kinds=kinds, lanes=lanes):
+        key = ".".join(str(p) for p in loc)
+        if key not in errors:
+            errors.setdefault(key, []).append(message)
+    if errors:
         raise ValidationFailed("invalid lane policy", errors)
+    assert valid
     return spec
 
 

@@ -18,4 +18,5 @@ def session_snapshot(session: PaperSession) -> dict:
         "ended_at": session.ended_at,
         "config_hash": session.config_hash,
         "last_fault": session.last_fault,
+        **({"provenance": session.provenance} if session.provenance else {}),
     }

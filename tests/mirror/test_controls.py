@@ -4,6 +4,7 @@ tag; operators only, checked on every POST."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,105 @@ def test_lane_envelope_and_rules_forms_name_every_bad_field_at_once(loaded, djan
                                               "max_breaches": "5", "t_min_hit_rate": "0.5", "reason": "stricter"})
     policy = LanePolicy.objects.get(lane__name="paper_research")
     assert (policy.min_days, policy.min_trades, policy.thresholds["min_hit_rate"]) == (7, 250, 0.5)
+
+
+def test_lane_rules_form_changes_allowed_strategies_and_cooldown_rules(loaded, django_user_model):
+    from sessions_app.models import LanePolicy
+
+    ada = signed_in(role_user(django_user_model, "ada", "admin"))
+    page = ada.get("/lanes/paper_research/").content.decode()
+    for field in ("allowed_strategies", "allowed_models", "cooldown_max_breaches", "cooldown_window_s",
+                  "cooldown_duration_s", "cooldown_max_loss"):
+        assert f'name="{field}"' in page, field
+    before = LanePolicy.objects.get(lane__name="paper_research")
+    form = {"promotes_to": "paper_gatecheck", "min_days": str(before.min_days), "min_trades": str(before.min_trades),
+            "max_breaches": str(before.max_breaches), "reason": "cooldowns for CPI days"}
+
+    # a model named as a strategy, an unknown id and a zero window: all three named at once
+    refused = ada.post("/lanes/paper_research/rules/", form | {
+        "allowed_strategies": "strat.momentum_fx, model.momentum strat.nowhere", "allowed_models": "model.momentum",
+        "cooldown_max_breaches": "2", "cooldown_window_s": "0", "cooldown_duration_s": "600",
+        "cooldown_max_loss": ""}, follow=True).content.decode()
+    refused = html.unescape(refused)
+    strategies = refused.split('id="f-allowed_strategies"', 1)[1].split("</div>", 1)[0]
+    assert "'model.momentum' is a model, not a strategy" in strategies
+    assert "unknown registry id 'strat.nowhere'" in strategies
+    assert "greater than or equal to 1" in refused.split('id="f-cooldown_window_s"', 1)[1].split("</div>", 1)[0]
+    assert 'value="strat.momentum_fx, model.momentum strat.nowhere"' in refused  # kept to be fixed
+    after_refusal = LanePolicy.objects.get(lane__name="paper_research")
+    assert (after_refusal.allowed_strategies, after_refusal.cooldown_window_s) == (before.allowed_strategies,
+                                                                                   before.cooldown_window_s)
+
+    ada.post("/lanes/paper_research/rules/", form | {
+        "allowed_strategies": "strat.momentum_fx,strat.crypto_trend", "allowed_models": "model.momentum",
+        "cooldown_max_breaches": "2", "cooldown_window_s": "120", "cooldown_duration_s": "600",
+        "cooldown_max_loss": "1,500"})
+    policy = LanePolicy.objects.get(lane__name="paper_research")
+    assert policy.allowed_strategies == ["strat.momentum_fx", "strat.crypto_trend"]
+    assert policy.allowed_models == ["model.momentum"]
+    assert (policy.cooldown_max_breaches, policy.cooldown_window_s, policy.cooldown_duration_s) == (2, 120, 600)
+    assert policy.cooldown_max_loss == 1500
+    entry = ChangeLogEntry.objects.filter(action="lane_policy_update").latest("id")
+    assert entry.reason == "cooldowns for CPI days" and entry.before["cooldown_window_s"] == before.cooldown_window_s
+
+    # an empty loss clears the loss rule
+    ada.post("/lanes/paper_research/rules/", form | {"cooldown_max_loss": "", "reason": "no loss rule"})
+    assert LanePolicy.objects.get(lane__name="paper_research").cooldown_max_loss is None
+
+
+def _textarea(response) -> str:
+    """The definition box's text as the browser shows it."""
+    raw = response.content.decode().split('name="definition"', 1)[1].split(">", 1)[1]
+    return html.unescape(raw.split("</textarea>", 1)[0])
+
+
+def test_a_session_is_cloned_from_an_imported_backtest_through_the_register_page(olga, tmp_path):
+    import yaml
+
+    from sessions_app.services.backtests import results_import
+    from tests.sessions.test_results_import import write_results
+
+    meta = {"id": "bt_fx_momo_2025", "strategy": "strat.momentum_fx@1.3.0", "symbols": ["EURUSD"],
+            "starting_capital": 1_000_000.0, "currency": "USD"}  # no session: a Stage 04 run
+    results_import(folder=write_results(tmp_path / "bt", summary=meta,
+                                        fills="ts,symbol,side,quantity,price,fee\n"), actor="t")
+    page = olga.get("/sessions/new/").content.decode()
+    assert '<option value="bt_fx_momo_2025"' in page
+
+    text = _textarea(olga.get("/sessions/new/?backtest=bt_fx_momo_2025"))
+    assert text.startswith("# Cloned from imported backtest bt_fx_momo_2025")
+    definition = yaml.safe_load(text)
+    assert definition["session_id"] == "bt_fx_momo_2025_paper"
+    assert definition["strategy"] == {"registry_id": "strat.momentum_fx", "version": "1.3.0"}
+    assert definition["symbols"] == ["EURUSD"] and set(definition["sizing"]["lot_sizes"]) == {"EURUSD"}
+    assert definition["start"] == {"at": None, "portfolio": "flat"}
+
+    done = olga.post("/sessions/new/", {"definition": text, "backtest": "bt_fx_momo_2025",
+                                        "reason": "paper run of the 2025 backtest"}, follow=True)
+    assert "registered bt_fx_momo_2025_paper in paper_research (scheduled)" in done.content.decode()
+    clone = PaperSession.objects.get(session_id="bt_fx_momo_2025_paper")
+    assert (clone.status, clone.symbols, str(clone.strategy)) == ("scheduled", ["EURUSD"], "strat.momentum_fx@1.3.0")
+    assert clone.provenance["cloned_from"]["backtest"] == "bt_fx_momo_2025"
+    entry = ChangeLogEntry.objects.get(action="session_register", target_id="bt_fx_momo_2025_paper")
+    assert entry.after["provenance"]["cloned_from"]["kind"] == "imported"
+
+    # the next clone of the same backtest gets a free id; an unknown backtest is named
+    again = yaml.safe_load(_textarea(olga.get("/sessions/new/?backtest=bt_fx_momo_2025")))
+    assert again["session_id"] == "bt_fx_momo_2025_paper_2"
+    missing = olga.get("/sessions/new/?backtest=bt_nowhere")
+    assert missing.status_code == 404 and "no backtest &#x27;bt_nowhere&#x27;" in missing.content.decode()
+
+
+def test_a_backtest_of_a_session_clones_that_sessions_definition(olga, tmp_path):
+    import yaml
+
+    from sessions_app.services.backtests import backtest_definition, results_import
+    from tests.sessions.test_results_import import write_results
+
+    results_import(folder=write_results(tmp_path / "bt"), actor="t")  # names SID as its session
+    text, provenance = backtest_definition("bt_fx_momo_2025")
+    definition = yaml.safe_load(text)
+    source = PaperSession.objects.get(session_id=SID)
+    assert (definition["lane"], definition["feed"], definition["execution_policy"], definition["symbols"]) == \
+        ("paper_research", source.feed, source.execution_policy.policy_id, source.symbols)
+    assert provenance == {"cloned_from": {"backtest": "bt_fx_momo_2025", "kind": "imported", "definition_of": SID}}
