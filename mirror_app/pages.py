@@ -235,10 +235,15 @@ def chart_data(session: PaperSession) -> dict:
                     "text": fmt.describe_event(kind, e, lots=lots, currency=session.lane.currency)}
                    for kind, items in notes.items() for e in items]
     annotations.sort(key=lambda a: a["t"])
+    # whole seconds (the sample grid), amounts to the cent: half the bytes of full floats
+    equity = [[p[0] // 1_000_000_000, round(p[1], 2)] for p in points]
+    book = selectors.session_book(session_id=session.session_id)  # the last recorded step, as the summary has it
+    if book is not None and points and book[0] >= points[-1][0]:
+        point = [book[0] // 1_000_000_000, round(book[1], 2)]
+        equity[-1:] = [point] if equity[-1][0] == point[0] else [equity[-1], point]
     return {
         "currency": session.lane.currency,
-        # whole seconds (the sample grid), amounts to the cent: half the bytes of full floats
-        "equity": [[p[0] // 1_000_000_000, round(p[1], 2)] for p in points],
+        "equity": equity,
         "drawdown": [[p[0] // 1_000_000_000, round(-p[2] * 100, 4)] for p in points],
         "gross": [[p[0] // 1_000_000_000, round(p[3], 2)] for p in points],
         "net": [[p[0] // 1_000_000_000, round(p[4], 2)] for p in points],

@@ -24,6 +24,7 @@ from sessions_app.models import (
     Lane,
     PaperSession,
     RegistryEntry,
+    SessionCheckpoint,
     SessionCooldown,
     SessionModel,
 )
@@ -92,6 +93,11 @@ def backtests_completed(limit: int = 200) -> QuerySet[Backtest]:
     """Completed backtests, newest first: what a session can be cloned from."""
     return (Backtest.objects.filter(status=Backtest.Status.COMPLETED).select_related("session", "strategy")
             .order_by("-created_at", "-id")[:limit])
+
+
+def session_book(*, session_id: str) -> tuple[int, float] | None:
+    """``(data time ns, equity)`` of the session's last recorded step (its checkpoint)."""
+    return SessionCheckpoint.objects.filter(session__session_id=session_id).values_list("data_ts", "equity").first()
 
 
 def session_get(*, session_id: str) -> PaperSession | None:
@@ -224,6 +230,12 @@ def session_health(sessions: list[PaperSession], *, client: redis.Redis | None =
             heads = marketbus.head_ts(client, sorted({s.feed for s in sessions}))
         except redis.RedisError:
             log.warning("session health: Redis unavailable, step figures left out", exc_info=True)
+    # A session out of its steps stands where its checkpoint is: the steps' last figures may
+    # include quiet steps after it that were never recorded (and are re-read on resume).
+    idle = {s.pk: s.session_id for s in sessions if s.status != SessionStatus.RUNNING and s.session_id in steps}
+    for session_pk, data_ts, equity, pnl, fills in SessionCheckpoint.objects.filter(session__in=list(idle)) \
+            .values_list("session_id", "data_ts", "equity", "pnl", "fills"):
+        steps[idle[session_pk]] |= {"data_ts": data_ts, "equity": equity, "pnl": pnl, "fills": fills}
     now = time.time()
     out = {}
     for s in sessions:

@@ -139,12 +139,31 @@ def test_an_operator_watches_a_session_trade_live_and_pauses_it(browser, desk):
                                      f"print(json.dumps(PaperFill.objects.filter(session__session_id={SID!r}).count()))")
         assert drawn == stored > 0
 
+        # paused, the equity chart's last point is the summary's equity once the summary (written
+        # once a minute) has caught up with the pause
+        last = page.evaluate("(p => [p.time, p.value])(IFNSCharts.equity.points.at(-1))")
+        summary = _summary_as_of(page, desk, SID, at_least_s=last[0])
+        assert summary["as_of"] // 1_000_000_000 == last[0]
+        assert round(summary["pnl"]["equity"], 2) == pytest.approx(last[1], abs=0.005)
+        page.locator("section.controls").screenshot(path=str(SCREENSHOTS / "control_panel.png"))
+
         controls = page.locator("section.controls")
         controls.locator('input[name="reason"]').first.fill("browser test done")
         controls.locator('button[value="resume"]').click()
         expect(page.locator(f'h1 [data-session="{SID}"] [data-role="status"]')).to_have_text("running")
     finally:
         context.close()
+
+
+def _summary_as_of(page, desk, sid: str, *, at_least_s: int, timeout_s: float = 150) -> dict:
+    """The session's summary from the API, once it is as of ``at_least_s`` (epoch s) or later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = page.request.get(desk["url"] + f"/api/v1/sessions/{sid}/summary/")
+        if answer.ok and answer.json()["as_of"] // 1_000_000_000 >= at_least_s:
+            return answer.json()
+        assert time.monotonic() < deadline, f"no summary as of {at_least_s} within {timeout_s} s: {answer.text()}"
+        time.sleep(3)
 
 
 def _set_lane_switch(page, desk, state: str, reason: str) -> None:
@@ -253,18 +272,24 @@ def test_register_with_an_error_then_fixed_and_a_four_eyes_promotion(browser, de
         page.click(".register-form button[type=submit]")
         page.wait_for_url(desk["url"] + "/sessions/browser_crypto/")
         expect(page.locator(".messages")).to_contain_text("registered browser_crypto")
-        # an abort asks first: dismissed, nothing happens; confirmed, the session ends
+        # started from the page, it runs; a stop asks first: dismissed, nothing happens;
+        # confirmed, the session completes
         status = page.locator('h1 [data-session="browser_crypto"] [data-role="status"]')
         controls = page.locator("section.controls")
-        controls.locator('input[name="reason"]').first.fill("browser test: not needed")
+        controls.locator('input[name="reason"]').first.fill("browser test: a first look")
+        controls.locator('button[value="start"]').click()
+        expect(page.locator(".messages")).to_contain_text("browser_crypto: running")
+        expect(status).to_have_text("running")
+        controls = page.locator("section.controls")
+        controls.locator('input[name="reason"]').first.fill("browser test: seen enough")
         page.once("dialog", lambda dialog: dialog.dismiss())
-        controls.locator('button[value="abort"]').click()
+        controls.locator('button[value="stop"]').click()
         page.wait_for_timeout(500)
-        expect(status).to_have_text("scheduled")
+        expect(status).to_have_text("running")
         page.once("dialog", lambda dialog: dialog.accept())
-        controls.locator('button[value="abort"]').click()
-        expect(page.locator(".messages")).to_contain_text("browser_crypto: aborted")
-        expect(status).to_have_text("aborted")
+        controls.locator('button[value="stop"]').click()
+        expect(page.locator(".messages")).to_contain_text("browser_crypto: completed")
+        expect(status).to_have_text("completed")
 
         # the operator asks for a promotion of the demo session: no approve button for them
         page.goto(desk["url"] + "/promotions/")
@@ -281,6 +306,7 @@ def test_register_with_an_error_then_fixed_and_a_four_eyes_promotion(browser, de
         page.goto(desk["url"] + "/lanes/paper_research/")
         expect(page.locator("#funnel")).to_contain_text(SID)
         page.screenshot(path=str(SCREENSHOTS / "lane_dashboard.png"), full_page=True)
+        page.locator("#funnel").screenshot(path=str(SCREENSHOTS / "promotion_funnel.png"))
     finally:
         context.close()
 

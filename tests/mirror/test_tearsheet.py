@@ -29,6 +29,8 @@ def test_paper_report_html_writes_a_self_contained_tearsheet(traded, tmp_path): 
                       .group(1))
     assert len(data["fills"]) == PaperFill.objects.filter(session__session_id=SID).count() > 0
     assert f"{summary['fills']['count']}" in html
+    # the equity line ends where the summary stands: its time (whole seconds) and equity (cents)
+    assert data["equity"][-1] == [summary["as_of"] // 1_000_000_000, round(summary["pnl"]["equity"], 2)]
 
 
 def test_paper_report_html_needs_a_known_session(loaded, tmp_path):

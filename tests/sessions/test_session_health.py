@@ -96,3 +96,27 @@ def test_the_api_and_the_list_command_carry_health(loaded, client, bus):
     call_command("paper_session", "list", stdout=out)
     row = next(line for line in out.getvalue().splitlines() if line.startswith(SID))
     assert f"reducing (session:{SID})" in row
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_paused_session_shows_its_recorded_book_not_unrecorded_quiet_steps(loaded, bus):
+    import json
+
+    from sessions_app.models import SessionCheckpoint
+    from sessions_app.steps import HEALTH_KEY
+
+    session_transition(session_id=SID, action="start", actor="t")
+    data = market(400)
+    t_last = int(data[-1].ts[-1])
+    marketbus.publish(bus, "synthetic_fx", data, clock_ns=t_last)
+    session_step(session_id=SID, client=bus)
+    cp = SessionCheckpoint.objects.get(session__session_id=SID)
+    # a quiet step after it (not checkpointed yet) marked the book 1.5 s later at another price
+    quiet = json.loads(bus.hget(HEALTH_KEY, SID)) | {"data_ts": t_last + 1_500_000_000, "equity": cp.equity + 7.25,
+                                                     "pnl": cp.pnl + 7.25}
+    bus.hset(HEALTH_KEY, SID, json.dumps(quiet))
+    assert (health()["data_ts_ns"], health()["equity"]) == (t_last + 1_500_000_000, pytest.approx(cp.equity + 7.25))
+    # paused, the session stands where it was recorded: what its summary and resume start from
+    session_transition(session_id=SID, action="pause", actor="t", reason="lunch")
+    h = health()
+    assert (h["data_ts_ns"], h["equity"], h["pnl"]) == (cp.data_ts, pytest.approx(cp.equity), pytest.approx(cp.pnl))
