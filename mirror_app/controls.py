@@ -142,7 +142,7 @@ def session_new(request):
     """Register a session from a definition pasted or uploaded (YAML or JSON), validated like
     ``paper_session register``: every problem is listed with its line and field at once."""
     from sessions_app.selectors import backtests_completed
-    from sessions_app.services.backtests import backtest_definition
+    from sessions_app.services.promotions import backtest_definition
 
     from_backtest = (request.POST if request.method == "POST" else request.GET).get("backtest", "").strip()
     context = {"text": "", "problems": [], "reason": "", "example": _example_definition(),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -399,55 +398,3 @@ def backtest_equity(backtest_id: str) -> tuple[list[int], list[float]] | None:
     points = [json.loads(line) for line in path.read_text().splitlines() if line]
     return [int(p["ts"]) for p in points], [float(p["equity"]) for p in points]
 
-
-def backtest_definition(backtest_id: str) -> tuple[str, dict]:
-    """A session definition to clone a completed backtest into paper: YAML text for an
-    operator to review and register, and the provenance to record with it.
-
-    A backtest that belongs to a session (a shadow run, or an import naming its session)
-    gives that session's definition. An imported backtest without one gives its strategy and
-    symbols; feed, execution policy and sizing come from the newest session trading those
-    symbols (the same strategy preferred), named in the text's header to be checked."""
-    import yaml
-
-    from sessions_app.services.config import session_definition
-    from sessions_app.services.promotions import TAGS
-
-    row = Backtest.objects.select_related("session", "strategy").filter(backtest_id=backtest_id).first()
-    if row is None:
-        raise NotFound(f"backtest: no backtest {backtest_id!r}")
-    if row.status != Backtest.Status.COMPLETED:
-        raise Conflict(f"backtest: {backtest_id} is {row.status}; only a completed backtest can be cloned")
-    header = [f"# Cloned from {row.get_kind_display()} {backtest_id}"]
-    if row.session is not None:
-        template, symbols = row.session, list(row.session.symbols)
-        header.append(f"# definition of session {template.session_id}, which it was run {'for' if row.kind == 'shadow' else 'beside'}")
-    else:
-        meta_path = backtest_files(row) / "source_summary.json"
-        symbols = json.loads(meta_path.read_text()).get("symbols", []) if meta_path.is_file() else []
-        sessions = list(PaperSession.objects.select_related("strategy").order_by("-created_at", "-id"))
-        ranked = sorted(sessions, key=lambda s: (not set(symbols) <= set(s.symbols),
-                                                 s.strategy.registry_id != row.strategy.registry_id))
-        if not ranked:
-            raise Conflict("backtest: no session to take a feed, an execution policy and sizing from; register one first")
-        template = ranked[0]
-        header.append(f"# strategy and symbols from the backtest; feed, execution policy, models and sizing from "
-                      f"session {template.session_id}: check them")
-    doc = session_definition(template)
-    base = re.sub(r"[^a-z0-9_]+", "_", backtest_id.lower()).strip("_")[:48] or "backtest"
-    new_id, n = f"{base}_paper" if base[0].isalpha() else f"bt_{base}_paper", 2
-    while PaperSession.objects.filter(session_id=new_id).exists():
-        new_id, n = f"{base}_paper_{n}", n + 1
-    doc["session_id"] = new_id
-    doc["objective"] = f"Paper run of {row.get_kind_display()} {backtest_id}: does it hold in real time? " \
-                       f"{template.objective}"
-    if row.strategy is not None:
-        doc["strategy"] = {"registry_id": row.strategy.registry_id, "version": row.strategy.version}
-    if symbols:
-        doc["symbols"] = symbols
-        lots = doc["sizing"].get("lot_sizes") or {}
-        doc["sizing"]["lot_sizes"] = {s: lots[s] for s in symbols if s in lots}
-    doc["tags"] = [t for t in doc["tags"] if t not in TAGS]
-    text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    provenance = {"cloned_from": {"backtest": backtest_id, "kind": row.kind, "definition_of": template.session_id}}
-    return text, provenance

@@ -26,6 +26,9 @@ status along ``governance.MODEL_STATUS_MOVES``.
 
 from __future__ import annotations
 
+import json
+import re
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -42,7 +45,14 @@ from ifns_paper.governance import (
     lane_move,
     next_status,
 )
-from sessions_app.models import Lane, PaperSession, PromotionRequest, RegistryEntry, SessionModel
+from sessions_app.models import (
+    Backtest,
+    Lane,
+    PaperSession,
+    PromotionRequest,
+    RegistryEntry,
+    SessionModel,
+)
 from sessions_app.registry import registry_export_after_commit
 from sessions_app.services.changelog import changelog_record, plain
 from sessions_app.services.events import session_events_append
@@ -105,6 +115,59 @@ def session_clone(*, source_id: str, new_id: str, actor: str, reason: str, lane:
                                                "provenance": clone.provenance})
         transaction.on_commit(registry_export_after_commit)
     return clone
+
+
+def backtest_definition(backtest_id: str) -> tuple[str, dict]:
+    """A session definition to clone a completed backtest into paper: YAML text for an
+    operator to review and register, and the provenance to record with it.
+
+    A backtest that belongs to a session (a shadow run, or an import naming its session)
+    gives that session's definition. An imported backtest without one gives its strategy and
+    symbols; feed, execution policy and sizing come from the newest session trading those
+    symbols (the same strategy preferred), named in the text's header to be checked."""
+    import yaml
+
+    from sessions_app.services.backtests import backtest_files
+    from sessions_app.services.config import session_definition
+
+    row = Backtest.objects.select_related("session", "strategy").filter(backtest_id=backtest_id).first()
+    if row is None:
+        raise NotFound(f"backtest: no backtest {backtest_id!r}")
+    if row.status != Backtest.Status.COMPLETED:
+        raise Conflict(f"backtest: {backtest_id} is {row.status}; only a completed backtest can be cloned")
+    header = [f"# Cloned from {row.get_kind_display()} {backtest_id}"]
+    if row.session is not None:
+        template, symbols = row.session, list(row.session.symbols)
+        header.append(f"# definition of session {template.session_id}, which it was run {'for' if row.kind == 'shadow' else 'beside'}")
+    else:
+        meta_path = backtest_files(row) / "source_summary.json"
+        symbols = json.loads(meta_path.read_text()).get("symbols", []) if meta_path.is_file() else []
+        sessions = list(PaperSession.objects.select_related("strategy").order_by("-created_at", "-id"))
+        ranked = sorted(sessions, key=lambda s: (not set(symbols) <= set(s.symbols),
+                                                 s.strategy.registry_id != row.strategy.registry_id))
+        if not ranked:
+            raise Conflict("backtest: no session to take a feed, an execution policy and sizing from; register one first")
+        template = ranked[0]
+        header.append(f"# strategy and symbols from the backtest; feed, execution policy, models and sizing from "
+                      f"session {template.session_id}: check them")
+    doc = session_definition(template)
+    base = re.sub(r"[^a-z0-9_]+", "_", backtest_id.lower()).strip("_")[:48] or "backtest"
+    new_id, n = f"{base}_paper" if base[0].isalpha() else f"bt_{base}_paper", 2
+    while PaperSession.objects.filter(session_id=new_id).exists():
+        new_id, n = f"{base}_paper_{n}", n + 1
+    doc["session_id"] = new_id
+    doc["objective"] = f"Paper run of {row.get_kind_display()} {backtest_id}: does it hold in real time? " \
+                       f"{template.objective}"
+    if row.strategy is not None:
+        doc["strategy"] = {"registry_id": row.strategy.registry_id, "version": row.strategy.version}
+    if symbols:
+        doc["symbols"] = symbols
+        lots = doc["sizing"].get("lot_sizes") or {}
+        doc["sizing"]["lot_sizes"] = {s: lots[s] for s in symbols if s in lots}
+    doc["tags"] = [t for t in doc["tags"] if t not in TAGS]
+    text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    provenance = {"cloned_from": {"backtest": backtest_id, "kind": row.kind, "definition_of": template.session_id}}
+    return text, provenance
 
 
 def session_tag(*, session_id: str, tag: str, actor: str, reason: str, remove: bool = False) -> PaperSession:

@@ -229,7 +229,8 @@ def test_a_session_is_cloned_from_an_imported_backtest_through_the_register_page
 def test_a_backtest_of_a_session_clones_that_sessions_definition(olga, tmp_path):
     import yaml
 
-    from sessions_app.services.backtests import backtest_definition, results_import
+    from sessions_app.services.backtests import results_import
+    from sessions_app.services.promotions import backtest_definition
     from tests.sessions.test_results_import import write_results
 
     results_import(folder=write_results(tmp_path / "bt"), actor="t")  # names SID as its session
