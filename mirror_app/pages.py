@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from functools import cached_property
+from html import escape
 
 from broker_app.selectors import fills_for_session, orders_for_session, positions_for_session
 from ifns_paper.engine.lifecycle import SessionStatus
@@ -123,42 +124,40 @@ class SessionRow:
         """The overview's ``<tr>`` of this session. Built here rather than in the template:
         a hundred rows of template lookups cost more than all the page's queries
         (bench.pages_bench). The markup is the template's: ``live.js`` updates it in place."""
-        from django.utils.html import format_html, format_html_join
-        from django.utils.safestring import mark_safe
+        from django.utils.safestring import SafeData, mark_safe
+
+        def h(x) -> str:  # Django's escaping, without its lazy-string wrappers (30 values a row)
+            return x if isinstance(x, SafeData) else escape(str(x), quote=True)
+
+        def v(x) -> str:  # a sort key: the raw number
+            return "" if fmt.is_missing(x) else repr(float(x))
 
         s, c = self.session, self.cells
         lane = s.lane
-
-        def sort_value(x) -> str:
-            return "" if fmt.is_missing(x) else repr(float(x))
-
-        tags = format_html_join("", ' · <span class="tag">{}</span>', ((t,) for t in s.tags))
-        spark = (format_html('<svg class="spark {}" viewBox="0 0 120 28" width="120" height="28" role="img" '
-                             'aria-label="equity over the last hour"><polyline points="{}"/></svg>',
-                             "up" if self.spark_up else "down", self.spark_points)
-                 if self.spark_points else mark_safe('<span class="muted small">no data yet</span>'))
-        return format_html(
-            '<tr data-session="{sid}" data-last-seq="{seq}" data-currency="{cur}" data-capital="{cap}">'
-            '<td><a href="{url}">{sid}</a><div class="muted small">{owner}{tags}</div></td>'
-            '<td><span class="status status-{status}" data-role="status">{status}</span></td>'
-            '<td class="small">{strategy}<div class="muted">{policy} · {symbols}</div></td><td>{spark}</td>'
-            '<td class="num {pnl_class}" data-role="pnl" data-value="{pnl_v}">{pnl}</td>'
-            '<td class="num {ret_class}" data-role="return" data-value="{ret_v}">{ret}</td>'
-            '<td class="num" data-value="{dd_v}">{dd}</td><td class="num" data-value="{slip_v}">{slip}</td>'
-            '<td class="num" data-value="{risk_v}" title="{risk_of}">{risk}</td>'
-            '<td class="num" data-value="{te_v}">{te}</td><td class="num" data-value="{inc_v}">{inc}</td>'
-            '<td class="health-cell small"><span data-role="lag" title="step lag">{lag}</span> '
-            '<span data-role="switch">{switch}</span> <span data-role="cooldown">{cooldown}</span> '
-            '<span data-role="fault">{fault}</span></td></tr>',
-            sid=s.session_id, seq=s.last_event_seq, cur=lane.currency, cap=lane.capital_amount, url=self.url,
-            owner=s.owner, tags=tags, status=s.status, strategy=str(s.strategy),
-            policy=s.execution_policy.policy_id, symbols=" ".join(s.symbols), spark=spark,
-            pnl_class=c["pnl_class"], pnl_v=sort_value(self.pnl), pnl=c["pnl"],
-            ret_class=c["return_class"], ret_v=sort_value(self.return_pct), ret=c["return"],
-            dd_v=sort_value(self.max_dd_pct), dd=c["max_dd"], slip_v=sort_value(self.slippage.get("mean_bps")),
-            slip=c["slippage"], risk_v=sort_value(self.risk[0]), risk_of=c["risk_of"], risk=c["risk"],
-            te_v=sort_value(self.tracking_error), te=c["te"], inc_v=sort_value(self.incidents), inc=c["incidents"],
-            lag=c["lag"], switch=c["switch"], cooldown=c["cooldown"], fault=c["fault"])
+        tags = "".join(f' · <span class="tag">{h(t)}</span>' for t in s.tags)
+        spark = (f'<svg class="spark {"up" if self.spark_up else "down"}" viewBox="0 0 120 28" width="120" '
+                 f'height="28" role="img" aria-label="equity over the last hour"><polyline '
+                 f'points="{self.spark_points}"/></svg>'
+                 if self.spark_points else '<span class="muted small">no data yet</span>')
+        sid = h(s.session_id)
+        return mark_safe(  # noqa: S308 - every value above and below is escaped by h() or is a number
+            f'<tr data-session="{sid}" data-last-seq="{int(s.last_event_seq)}" data-currency="{h(lane.currency)}" '
+            f'data-capital="{h(lane.capital_amount)}">'
+            f'<td><a href="{h(self.url)}">{sid}</a><div class="muted small">{h(s.owner)}{tags}</div></td>'
+            f'<td><span class="status status-{h(s.status)}" data-role="status">{h(s.status)}</span></td>'
+            f'<td class="small">{h(s.strategy)}<div class="muted">{h(s.execution_policy.policy_id)} · '
+            f'{h(" ".join(s.symbols))}</div></td><td>{spark}</td>'
+            f'<td class="num {c["pnl_class"]}" data-role="pnl" data-value="{v(self.pnl)}">{h(c["pnl"])}</td>'
+            f'<td class="num {c["return_class"]}" data-role="return" data-value="{v(self.return_pct)}">'
+            f'{h(c["return"])}</td>'
+            f'<td class="num" data-value="{v(self.max_dd_pct)}">{h(c["max_dd"])}</td>'
+            f'<td class="num" data-value="{v(self.slippage.get("mean_bps"))}">{h(c["slippage"])}</td>'
+            f'<td class="num" data-value="{v(self.risk[0])}" title="{h(c["risk_of"])}">{h(c["risk"])}</td>'
+            f'<td class="num" data-value="{v(self.tracking_error)}">{h(c["te"])}</td>'
+            f'<td class="num" data-value="{v(self.incidents)}">{h(c["incidents"])}</td>'
+            f'<td class="health-cell small"><span data-role="lag" title="step lag">{h(c["lag"])}</span> '
+            f'<span data-role="switch">{h(c["switch"])}</span> <span data-role="cooldown">{h(c["cooldown"])}</span> '
+            f'<span data-role="fault">{h(c["fault"])}</span></td></tr>')
 
     @cached_property
     def cells(self) -> dict:
