@@ -29,6 +29,10 @@ CHART_POINTS = 2000  # the most equity points a drill-down draws (older ones dow
 CHART_FILLS = 1000  # the newest fills drawn as markers (a day of trading has tens of thousands)
 LIVE = (SessionStatus.RUNNING, SessionStatus.PAUSED, SessionStatus.FAULTED)
 # the parts of a summary the overview shows (``SessionRow``)
+# what an overview row reads of a session (no more: a hundred rows of unused dates and JSON add up)
+OVERVIEW_FIELDS = ("session_id", "status", "owner", "tags", "symbols", "feed", "last_event_seq", "last_fault",
+                   "last_fault_at", "lane__name", "lane__currency", "lane__capital_amount", "strategy__registry_id",
+                   "strategy__version", "execution_policy__policy_id")
 OVERVIEW_PARTS = ("pnl", "returns__max_drawdown", "execution__slippage", "risk", "benchmark__tracking_error",
                   "incidents__count")
 
@@ -103,13 +107,7 @@ class SessionRow:
     @cached_property
     def spark_points(self) -> str:
         """The sparkline as SVG polyline points in a 120 × 28 box."""
-        ys = self.spark
-        if len(ys) < 2:
-            return ""
-        lo, hi = min(ys), max(ys)
-        span = (hi - lo) or 1.0
-        step = 120 / (len(ys) - 1)
-        return " ".join(f"{i * step:.1f},{26 - (y - lo) / span * 24:.1f}" for i, y in enumerate(ys))
+        return _spark_points(tuple(self.spark))
 
     @cached_property
     def spark_up(self) -> bool:
@@ -182,6 +180,17 @@ class SessionRow:
         }
 
 
+@functools.lru_cache(maxsize=4096)
+def _spark_points(ys: tuple[float, ...]) -> str:
+    """A sparkline changes once a minute; the overview is drawn far more often."""
+    if len(ys) < 2:
+        return ""
+    lo, hi = min(ys), max(ys)
+    span = (hi - lo) or 1.0
+    step = 120 / (len(ys) - 1)
+    return " ".join(f"{i * step:.1f},{26 - (y - lo) / span * 24:.1f}" for i, y in enumerate(ys))
+
+
 @dataclass
 class LaneBlock:
     lane: object
@@ -194,7 +203,7 @@ def overview(*, lane: str | None = None, status: str | None = None, owner: str |
     (with the sparkline stored beside it: the last hour of whole minutes)."""
     lanes = list(selectors.lanes_overview().prefetch_related(None))  # the sessions come filtered, below
     sessions = list(selectors.session_list(lane=lane, status=status, owner=owner, tag=tag).prefetch_related(None)
-                    .defer("objective", "initial_portfolio", "end_target", "sizing", "provenance"))
+                    .only(*OVERVIEW_FIELDS))
     health = selectors.session_health(sessions, client=dispatch.redis_client())
     ids = [s.session_id for s in sessions]
     summaries = summaries_latest(session_ids=ids, parts=OVERVIEW_PARTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import F, Max, QuerySet
+from django.db.models.functions import JSONObject
 
 from telemetry_app.models import EquitySample, FeedHealthEvent, SessionSummary, TelemetryEvent
 
@@ -130,17 +131,19 @@ def summaries_latest(*, session_ids: list[str], since=None, parts: tuple[str, ..
     rows = SessionSummary.objects.filter(id__in=newest)
     if parts is None:
         return {row.session.session_id: row.data for row in rows.select_related("session")}
-    fields = {f"p{i}": f"data__{path}" for i, path in enumerate(parts)}
+    # one JSON object a row (decoded once, not once per part)
+    picked = JSONObject(spark=F("spark"), **{f"p{i}": F(f"data__{path}") for i, path in enumerate(parts)})
     out = {}
-    for row in rows.values("session__session_id", "spark", **{k: F(v) for k, v in fields.items()}):
-        data: dict = {"spark": row["spark"]}  # the sparkline stored beside the summary
+    for sid, value in rows.values_list("session__session_id", picked):
+        row = _decoded(value)
+        data: dict = {"spark": _decoded(row["spark"])}  # the sparkline stored beside the summary (JSON text on SQLite)
         for i, path in enumerate(parts):
             keys = path.split("__")
             node = data
             for key in keys[:-1]:
                 node = node.setdefault(key, {})
-            node[keys[-1]] = _decoded(row[f"p{i}"])
-        out[row["session__session_id"]] = data
+            node[keys[-1]] = _decoded(row.get(f"p{i}"))
+        out[sid] = data
     return out
 
 
