@@ -260,8 +260,13 @@ class TouchSimulation(Strict):
     model: Literal["touch"]
     beyond_displayed: Literal["walk", "rest", "reject"] = "walk"
     depth_impact_bps: Bps = Field(
-        default=1.0, description="extra cost per multiple of displayed size taken ('walk')"
+        default=1.0, description="each synthetic level beyond the touch is this many bps worse ('walk')"
     )
+    depth_levels: int = Field(default=10, ge=0, le=1000, strict=True,
+                              description="synthetic levels beyond the touch one quote offers ('walk')")
+    depth_window_s: int = Field(default=60, ge=1, le=3600, strict=True,
+                                description="a level's size: median displayed size over this window")
+    refill_ms: Millis = Field(default=1000, gt=0, description="liquidity taken at a price comes back over this time")
 
 
 class VwapSimulation(Strict):
@@ -277,6 +282,9 @@ class SqrtImpactSimulation(Strict):
     model: Literal["sqrt_impact"]
     k: float = Field(gt=0, le=10)
     window_s: int = Field(ge=1, le=86_400, description="rolling window for sigma and traded volume")
+    max_window_share: float = Field(default=0.1, gt=0, le=1,
+                                    description="one fill takes at most this share of the window's (or interval's) volume")
+    interval_ms: Millis = Field(default=1000, gt=0, description="a remainder fills at the end of each interval")
 
 
 class LimitQueueSimulation(Strict):

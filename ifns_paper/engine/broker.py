@@ -12,30 +12,44 @@ non-decreasing time per symbol; ``advance_to(ts)`` says no data older than
 ``ts`` will come, which resolves arrivals, cancels, expiries and
 participation intervals on quiet markets.
 
-Market-data latency (per route) is the delay with which the venue simulator
-receives data: a quote stamped ``t`` by the exchange is seen at ``t + md``.
-The quote in force at an arrival is the latest one *seen* by then, resting
-orders react (and fill) when a quote is seen, and staleness is measured in
-exchange time. A real-time paper run has exactly this delay, so replay and
-real time agree.
+Market-data latency (per route) delays only what the *strategy* sees: the
+session engine stamps a decision taken on data of time ``t`` at ``t + md``
+(``SessionEngine``). The venue is not late: orders fill against the true
+market at their arrival (exchange time), resting orders react to data at
+its exchange time, cancels take effect ``cancel_latency`` after they are
+sent, and staleness is ``arrival − quote time``.
 
 Fill models (per route, see ``config/policies/execution_routes.json``)
 --------------------------------------------------------------------
-* touch: market orders take the opposite touch up to its displayed size;
-  beyond it, ``walk`` takes further synthetic levels of the same size, each
-  ``depth_impact_bps`` worse than the last (at most ``MAX_WALK_LEVELS``; the
-  deepest takes whatever is left); ``rest`` leaves the remainder
-  working against later quotes' displayed size; ``reject`` refuses orders
-  larger than the displayed size.
+* touch: an order takes from a finite book per quote: the displayed size
+  at the touch, then ``depth_levels`` synthetic levels, each
+  ``depth_impact_bps`` (of the touch) worse than the last and as large as
+  the side's *typical* displayed size — the median of its size at the end
+  of each of the last ``depth_window`` whole seconds and of the current
+  quote's (sampled once a second: independent of batching). ``walk`` takes
+  that book; ``rest`` only the displayed size; ``reject`` refuses orders
+  larger than what is displayed. What one quote's book cannot give is not
+  filled there: a DAY/GTC market order's remainder takes later quotes' books
+  the same way, IOC cancels it, FOK fills nothing unless all of it fits.
+* liquidity taken stays taken: per symbol and side the broker remembers how
+  much was taken at which touch price; later quotes at that price show that
+  much less (from the top of the book), refilling linearly over
+  ``refill`` since the last take; a new touch price is a new level (nothing
+  taken). Marketable limits take the same book up to their limit.
 * vwap: from arrival, time is cut into ``interval`` slices; at the end of
-  each, the order fills ``min(leaves, max_participation × traded volume)``
-  at the slice's VWAP plus half the spread in force; the remainder carries
-  over or expires.
+  each, the order fills ``min(leaves, max_participation × volume traded in
+  the slice after arrival)`` at the slice's VWAP plus half the spread in
+  force; the remainder carries over or expires.
 * sqrt_impact: price = mid × (1 ± (half_spread/mid + k·σ_W·sqrt(Q/V_W))),
   σ_W the realized volatility of log mid over the last ``window`` and V_W
   the traded volume over the same window (the square-root law of Almgren,
   Thum, Hauptmann & Li 2005 and Tóth et al. 2011; measuring σ and V on the
-  same horizon makes the horizon cancel out).
+  same horizon makes the horizon cancel out). One fill takes at most
+  ``max_window_share × V_W``; a DAY/GTC remainder fills at the end of each
+  ``interval`` at most that share of the slice's volume, at the impact
+  price of that child; IOC cancels it, FOK fills nothing. A marketable
+  limit pays the same impact for the largest quantity whose price stays
+  within its limit, and rests with the rest.
 * limit orders (all routes) rest with a queue ahead of them equal to the
   displayed size at their price on placement (``queue_ahead: displayed``),
   zero when they improve the touch. They fill at their limit (never better)
@@ -60,7 +74,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
@@ -86,8 +100,7 @@ from ifns_paper.engine.orders import (
 from ifns_paper.engine.routes import FillModel, RouteSpec
 
 DAY_NS = 86_400 * 1_000_000_000
-#: deepest synthetic level a walking order reaches; what is left fills there
-MAX_WALK_LEVELS = 20
+SECOND_NS = 1_000_000_000
 _INF = np.iinfo(np.int64).max
 _EPS = 1e-12
 
@@ -96,12 +109,13 @@ _PENDING = 0  # submitted, not yet arrived
 _WORKING = 1  # accepted, resting / triggering / participating
 _DONE = 2
 
+_BID, _ASK = 0, 1  # the side an order takes: sells take the bid, buys the ask
+
 
 @dataclass(slots=True)
 class _QuoteView:
-    """The quote in force at some time, with an identity for liquidity bookkeeping."""
+    """The quote in force at some time."""
 
-    key: int  # running quote number of this symbol
     ts: int
     bid: float
     ask: float
@@ -114,20 +128,46 @@ class _QuoteView:
 
 
 @dataclass(slots=True)
+class _Taken:
+    """Liquidity taken from one side of a symbol's book: ``amount`` at touch ``price`` as of
+    ``ts`` (after the last take); it refills linearly from there."""
+
+    price: float
+    amount: float
+    ts: int
+
+
+@dataclass(slots=True)
 class _SymbolState:
     symbol: str
-    quote_count: int = 0
-    tail: QuoteBatch | None = None  # the latest quotes (enough to look back one market-data latency)
-    tail_base: int = 0  # running number of the tail's first quote
+    tail: QuoteBatch | None = None  # the latest quotes (the one in force at any time one interval back)
     data_ts: int = -1  # latest exchange time covered by data of this symbol
-    consumed: dict[int, list[float]] = field(default_factory=dict)  # quote key -> [bid taken, ask taken]
+    taken: list = field(default_factory=lambda: [None, None])  # per side (_BID, _ASK): _Taken | None
     orders: list[_OrderState] = field(default_factory=list)  # not done, in submission order
+    # displayed sizes at the end of each whole second (typical sizes of the synthetic depth)
+    s_sec: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    s_bid: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    s_ask: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
     # rolling windows for volume- and volatility-aware routes
     q_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     q_logmid: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
     t_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     t_price: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
     t_size: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+
+    # Checkpoints hold this state: by field name, so that a field added later gets its default.
+    def __getstate__(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __setstate__(self, state: dict | tuple) -> None:
+        if isinstance(state, tuple):  # pickled by slot (checkpoints of before): (dict or None, slots)
+            state = {**(state[0] or {}), **state[1]}
+        for f in fields(self):  # what is no longer kept (liquidity bookkeeping of then) is dropped
+            if f.name in state:
+                value = state[f.name]
+            else:
+                value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            object.__setattr__(self, f.name, value)
 
 
 @dataclass(slots=True)
@@ -146,14 +186,14 @@ class _OrderState:
     reason: str = ""
     fills: list[Fill] = field(default_factory=list)
     # working state
-    kind: str = ""  # "limit" | "stop" | "rest" | "vwap"
+    kind: str = ""  # "limit" | "stop" | "rest" | "vwap" | "impact"
     limit: float = math.nan  # working limit price (limit / triggered stop-limit)
     queue_ahead: float = 0.0
     touch_draws: int = 0
     active_from: int = 0  # react to data with ts > active_from (the arrival or trigger time)
     deadline: int = _INF  # cancel or expiry time
     deadline_is_cancel: bool = False
-    vwap_end: int = 0
+    vwap_end: int = 0  # end of the current participation interval (vwap, impact)
     vwap_volume: float = 0.0
     vwap_notional: float = 0.0
 
@@ -188,10 +228,25 @@ class PaperBroker:
         self._seq = 0
         self._emitted = 0
         self._events: list[tuple[int, int, BrokerEvent]] = []
+        self._windows(routes)
+
+    def _windows(self, routes: dict[str, RouteSpec]) -> None:
+        """How much history the models need: the impact/participation windows, the quotes one
+        interval back (the quote in force at an interval's end), whole seconds of sizes."""
         windows = [r.window_ns for r in routes.values() if r.model is FillModel.SQRT_IMPACT]
         windows += [10 * r.interval_ns for r in routes.values() if r.model is FillModel.VWAP]
         self._window_ns = max(windows, default=0)
-        self._max_md_ns = max((r.market_data_latency_ns for r in routes.values()), default=0)
+        self._tail_ns = max((r.interval_ns for r in routes.values()
+                             if r.model in (FillModel.VWAP, FillModel.SQRT_IMPACT)), default=0)
+        self._size_window_s = max((max(1, r.depth_window_ns // SECOND_NS) for r in routes.values()), default=1)
+
+    def __setstate__(self, state: dict) -> None:
+        """Brokers checkpointed before market-data latency left the venue side get the
+        windows the routes need now (``_SymbolState`` converts its own state)."""
+        self.__dict__.update(state)
+        self.__dict__.pop("_max_md_ns", None)
+        if "_tail_ns" not in state:
+            self._windows(self.routes)
 
     # --- the adapter contract -------------------------------------------------------
 
@@ -228,9 +283,8 @@ class PaperBroker:
             if order.time_in_force is TimeInForce.DAY:
                 st.deadline = (ts // DAY_NS + 1) * DAY_NS
             sym.orders.append(st)
-            md = route.market_data_latency_ns
-            if st.arrival_ts <= sym.data_ts + md:  # the data covering the arrival is already here
-                self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts, md))
+            if st.arrival_ts <= sym.data_ts:  # the data covering the arrival is already here
+                self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts))
         return self._drain()
 
     def cancel(self, client_order_id: str, ts: int) -> list[BrokerEvent]:
@@ -250,7 +304,7 @@ class PaperBroker:
         if effective < st.deadline:
             st.deadline, st.deadline_is_cancel = effective, True
         sym = self._symbol(st.order.symbol)
-        if st.deadline <= sym.data_ts + self._md(st):
+        if st.deadline <= sym.data_ts:
             self._finish_deadline(st)
         return self._drain()
 
@@ -258,17 +312,14 @@ class PaperBroker:
         if len(batch) == 0:
             return []
         sym = self._symbol(batch.symbol)
-        base = sym.quote_count
-        if self._window_ns:  # before the orders: an arrival inside this batch sees the quotes up to it
+        # before the orders: an arrival inside this batch sees the data up to it (never after)
+        if self._window_ns:
             self._roll_quotes(sym, batch)
-        if sym.consumed:  # liquidity taken from quotes older than the last one is history
-            sym.consumed = {k: v for k, v in sym.consumed.items() if k >= base - 1}
+        self._roll_sizes(sym, batch)
         if sym.orders:
             for st in _by_arrival(sym.orders):
-                self._run_quotes(st, sym, batch, base)
-        n = len(batch)
-        self._keep_tail(sym, batch, base)
-        sym.quote_count = base + n
+                self._run_quotes(st, sym, batch)
+        self._keep_tail(sym, batch)
         sym.data_ts = max(sym.data_ts, int(batch.ts[-1]))
         return self._drain()
 
@@ -288,7 +339,7 @@ class PaperBroker:
             if ts <= sym.data_ts:
                 continue
             for st in _by_arrival(sym.orders):
-                self._run_time(st, sym, ts + self._md(st))
+                self._run_time(st, sym, ts)
             sym.data_ts = ts
         return self._drain()
 
@@ -319,11 +370,7 @@ class PaperBroker:
 
     # --- per-order processing ------------------------------------------------------------
 
-    def _run_quotes(self, st: _OrderState, sym: _SymbolState, batch: QuoteBatch, base: int) -> None:
-        # Work in the time the venue simulator sees each quote: exchange time + market-data latency.
-        md = self._md(st)
-        if md:
-            batch = QuoteBatch(batch.symbol, batch.ts + md, batch.bid, batch.ask, batch.bid_size, batch.ask_size)
+    def _run_quotes(self, st: _OrderState, sym: _SymbolState, batch: QuoteBatch) -> None:
         ts = batch.ts
         t_end = int(ts[-1])
         start = 0
@@ -334,7 +381,7 @@ class PaperBroker:
                 self._finish_deadline(st)  # cancelled before it reached the venue
                 return
             i = int(np.searchsorted(ts, st.arrival_ts, "right")) - 1
-            quote = self._batch_quote(batch, base, i) if i >= 0 else self._visible_quote(sym, st.arrival_ts, md)
+            quote = self._batch_quote(batch, i) if i >= 0 else self._visible_quote(sym, st.arrival_ts)
             self._resolve_arrival(st, sym, quote)
             start = i + 1
         while st.phase == _WORKING:
@@ -342,24 +389,21 @@ class PaperBroker:
             lo = max(start, int(np.searchsorted(ts, st.active_from, "right")))
             if lo < stop:
                 if st.kind == "limit":
-                    self._limit_vs_quotes(st, batch, base, lo, stop)
+                    self._limit_vs_quotes(st, batch, lo, stop)
                 elif st.kind == "stop":
-                    self._stop_vs_quotes(st, sym, batch, base, lo, stop)
+                    self._stop_vs_quotes(st, sym, batch, lo, stop)
                     if st.phase == _WORKING and st.kind != "stop":
                         start = lo
                         continue  # triggered: the new working kind reacts to the following quotes
                 elif st.kind == "rest":
-                    self._rest_vs_quotes(st, batch, base, lo, stop)
-            if st.kind == "vwap" and st.phase == _WORKING:
-                self._vwap_close_intervals(st, sym, min(t_end, st.deadline - 1), batch=batch, base=base)
+                    self._rest_vs_quotes(st, sym, batch, lo, stop)
+            if st.kind in ("vwap", "impact") and st.phase == _WORKING:
+                self._close_intervals(st, sym, min(t_end, st.deadline - 1), batch=batch)
             break
         if st.phase == _WORKING and st.deadline <= t_end:
             self._finish_deadline(st)
 
     def _run_trades(self, st: _OrderState, sym: _SymbolState, batch: TradeBatch) -> None:
-        md = self._md(st)
-        if md:
-            batch = TradeBatch(batch.symbol, batch.ts + md, batch.price, batch.size, batch.aggressor)
         t_end = int(batch.ts[-1])
         if st.phase == _PENDING:
             if st.arrival_ts > t_end:
@@ -367,14 +411,14 @@ class PaperBroker:
             if st.deadline <= st.arrival_ts and st.deadline_is_cancel:
                 self._finish_deadline(st)
                 return
-            self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts, md))
+            self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts))
         if st.phase != _WORKING:
             return
         limit_ts = min(t_end, st.deadline - 1)
-        lo = int(np.searchsorted(batch.ts, st.active_from, "right"))
+        lo = int(np.searchsorted(batch.ts, st.active_from, "right"))  # prints at or before arrival do not count
         hi = int(np.searchsorted(batch.ts, limit_ts, "right"))
-        if st.kind == "vwap":
-            self._vwap_add_trades(st, sym, batch, lo, hi)
+        if st.kind in ("vwap", "impact"):
+            self._interval_add_trades(st, sym, batch, lo, hi)
         elif lo < hi:
             if st.kind == "limit":
                 self._limit_vs_trades(st, batch, lo, hi)
@@ -388,9 +432,9 @@ class PaperBroker:
             if st.deadline <= st.arrival_ts and st.deadline_is_cancel:
                 self._finish_deadline(st)
                 return
-            self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts, self._md(st)))
-        if st.phase == _WORKING and st.kind == "vwap":
-            self._vwap_close_intervals(st, sym, min(now, st.deadline - 1))
+            self._resolve_arrival(st, sym, self._visible_quote(sym, st.arrival_ts))
+        if st.phase == _WORKING and st.kind in ("vwap", "impact"):
+            self._close_intervals(st, sym, min(now, st.deadline - 1))
         if st.phase == _WORKING and st.deadline <= now:
             self._finish_deadline(st)
 
@@ -403,7 +447,7 @@ class PaperBroker:
             return self._reject(st, now, RejectReason.OUTSIDE_TRADING_HOURS, "the route is closed at arrival")
         if quote is None:
             return self._reject(st, now, RejectReason.NO_MARKET_DATA, f"no quote for {order.symbol} at arrival")
-        age = now - (quote.ts - route.market_data_latency_ns)  # exchange-time age of the quote
+        age = now - quote.ts
         if age > route.stale_ns:
             return self._reject(st, now, RejectReason.STALE_QUOTE,
                                 f"quote is {age / 1e6:.0f} ms old (limit {route.stale_ns / 1e6:.0f} ms)")
@@ -413,8 +457,7 @@ class PaperBroker:
             return self._reject(st, now, RejectReason.LOCKED_QUOTE, f"bid == ask == {quote.bid}")
         st.arrival_mid = quote.mid
         needs_volume = route.model in (FillModel.VWAP, FillModel.SQRT_IMPACT) and order.order_type is OrderType.MARKET
-        seen = now - route.market_data_latency_ns  # exchange time of the newest data seen at arrival
-        if needs_volume and self._window_volume(sym, seen, self._volume_window(route)) <= 0:
+        if needs_volume and self._window_volume(sym, now, self._volume_window(route)) <= 0:
             return self._reject(st, now, RejectReason.ZERO_VOLUME, "no traded volume in the model window")
         if route.reject_probability and uniform(self.seed, order.client_order_id, "reject") < route.reject_probability:
             return self._reject(st, now, RejectReason.SIMULATED_REJECT, "seeded random reject")
@@ -424,7 +467,7 @@ class PaperBroker:
             self._reject(st, now, RejectReason.SIMULATED_DISCONNECT, "seeded random disconnect")
             return self._disconnect(route.route_id, now)
         if order.order_type is OrderType.MARKET and route.model is FillModel.TOUCH and route.beyond_displayed == "reject":
-            available = self._available(sym, quote, order.side)
+            available = self._displayed_left(sym, quote, order.side, now, route)
             if order.quantity > available + _EPS:
                 return self._reject(st, now, RejectReason.INSUFFICIENT_LIQUIDITY,
                                     f"{order.quantity:g} > displayed {available:g}")
@@ -446,14 +489,18 @@ class PaperBroker:
         assert route is not None
         tif = st.order.time_in_force
         if route.model is FillModel.SQRT_IMPACT:
-            price = self._impact_price(st, sym, quote, now)
-            self._fill(st, now, st.leaves, price, Liquidity.TAKER)
+            self._impact_take(st, sym, quote, now, limit=None)
+            if st.phase == _WORKING:
+                st.kind = "impact"
+                st.vwap_end = now + route.interval_ns
         elif route.model is FillModel.VWAP:
             st.kind = "vwap"
             st.vwap_end = now + route.interval_ns
+            if tif is TimeInForce.FOK:
+                self._cancel(st, now, CancelReason.FOK_NOT_FILLABLE)
         else:
             walk = route.beyond_displayed == "walk"
-            if tif is TimeInForce.FOK and not walk and self._available(sym, quote, st.order.side) < st.leaves - _EPS:
+            if tif is TimeInForce.FOK and self._fillable(sym, quote, st.order.side, now, route, None, walk) < st.leaves - _EPS:
                 return self._cancel(st, now, CancelReason.FOK_NOT_FILLABLE)
             self._take(st, sym, quote, now, limit=None, walk=walk)
             if st.phase == _WORKING:
@@ -461,21 +508,21 @@ class PaperBroker:
                     self._cancel(st, now, CancelReason.IOC_REMAINDER)
                 else:
                     st.kind = "rest"
-        if st.phase == _WORKING and st.kind == "vwap" and tif is TimeInForce.FOK:
-            self._cancel(st, now, CancelReason.FOK_NOT_FILLABLE)
 
     def _execute_limit(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView, now: int, limit: float) -> None:
         route = st.route
         assert route is not None
         side, tif = st.order.side, st.order.time_in_force
         marketable = quote.ask <= limit if side is Side.BUY else quote.bid >= limit
-        if tif is TimeInForce.FOK:
-            fillable = self._fillable_within(sym, quote, side, limit, walk=route.beyond_displayed == "walk",
-                                             depth_bps=route.depth_impact_bps)
-            if fillable < st.leaves - _EPS:
+        if route.model is FillModel.SQRT_IMPACT:
+            if marketable:
+                self._impact_take(st, sym, quote, now, limit=limit)
+        else:
+            walk = route.beyond_displayed == "walk"
+            if tif is TimeInForce.FOK and self._fillable(sym, quote, side, now, route, limit, walk) < st.leaves - _EPS:
                 return self._cancel(st, now, CancelReason.FOK_NOT_FILLABLE)
-        if marketable:
-            self._take(st, sym, quote, now, limit=limit, walk=route.beyond_displayed == "walk")
+            if marketable:
+                self._take(st, sym, quote, now, limit=limit, walk=walk)
         if st.phase != _WORKING:
             return
         if tif in (TimeInForce.IOC, TimeInForce.FOK):
@@ -486,87 +533,106 @@ class PaperBroker:
         improves = limit > own_touch if side is Side.BUY else limit < own_touch
         st.queue_ahead = 0.0 if (marketable or improves or route.queue_ahead == "none") else own_size
 
-    # --- taking liquidity ------------------------------------------------------------------------
+    # --- taking liquidity: a finite book per quote, taken liquidity remembered ------------------
 
-    def _available(self, sym: _SymbolState, quote: _QuoteView, side: Side) -> float:
-        taken = sym.consumed.get(quote.key)
-        if side is Side.BUY:
-            return max(0.0, quote.ask_size - (taken[1] if taken else 0.0))
-        return max(0.0, quote.bid_size - (taken[0] if taken else 0.0))
-
-    def _consume(self, sym: _SymbolState, quote: _QuoteView, side: Side, qty: float) -> None:
-        taken = sym.consumed.setdefault(quote.key, [0.0, 0.0])
-        taken[1 if side is Side.BUY else 0] += qty
-
-    def _fillable_within(self, sym: _SymbolState, quote: _QuoteView, side: Side, limit: float, *,
-                         walk: bool, depth_bps: float) -> float:
-        """Quantity that could be taken on arrival without going beyond ``limit``."""
-        available = self._available(sym, quote, side)
-        touch = quote.ask if side is Side.BUY else quote.bid
-        if (touch - limit) * side.sign > 0:
+    def _taken_now(self, sym: _SymbolState, side: Side, touch: float, now: int, route: RouteSpec) -> float:
+        """How much of the book at ``touch`` is still gone at ``now`` (refilling linearly)."""
+        taken = sym.taken[_ASK if side is Side.BUY else _BID]
+        if taken is None or taken.price != touch or route.refill_ns <= 0:
             return 0.0
-        if not walk:
-            return available
-        size = quote.ask_size if side is Side.BUY else quote.bid_size
-        step = touch * depth_bps / 1e4
+        left = 1.0 - (now - taken.ts) / route.refill_ns
+        return taken.amount * left if left > 0 else 0.0
+
+    def _typical_size(self, sym: _SymbolState, quote: _QuoteView, side: Side, route: RouteSpec) -> float:
+        """The size of one synthetic level: the median of the side's displayed size at the end
+        of each of the last ``depth_window`` whole seconds and of this quote's."""
+        own = quote.ask_size if side is Side.BUY else quote.bid_size
+        sec = quote.ts // SECOND_NS
+        lo = int(np.searchsorted(sym.s_sec, sec - max(1, route.depth_window_ns // SECOND_NS), "left"))
+        hi = int(np.searchsorted(sym.s_sec, sec, "left"))
+        if hi <= lo:
+            return own
+        sizes = (sym.s_ask if side is Side.BUY else sym.s_bid)[lo:hi]
+        return float(np.median(np.append(sizes, own)))
+
+    def _book(self, sym: _SymbolState, quote: _QuoteView, side: Side, route: RouteSpec, walk: bool
+              ) -> tuple[float, float, float, int, float]:
+        """One quote's book on ``side``: touch price, displayed size, synthetic level size,
+        number of synthetic levels, price step per level."""
+        touch = quote.ask if side is Side.BUY else quote.bid
+        displayed = quote.ask_size if side is Side.BUY else quote.bid_size
+        if not walk or route.depth_levels <= 0:
+            return touch, max(displayed, 0.0), 0.0, 0, 0.0
+        size = self._typical_size(sym, quote, side, route)
+        return touch, max(displayed, 0.0), max(size, 0.0), route.depth_levels, touch * route.depth_impact_bps / 1e4
+
+    @staticmethod
+    def _segments(touch: float, displayed: float, size: float, levels: int, step: float, sign: int,
+                  start: float, limit: float | None):
+        """The book from ``start`` (what is already taken) down: ``(price, quantity)`` per
+        level, within ``limit``."""
+        if start < displayed:
+            if limit is not None and (touch - limit) * sign > 0:
+                return
+            yield touch, displayed - start
+            start = displayed
         if size <= 0:
-            return available
-        levels = math.floor(abs(limit - touch) / step + 1e-9) if step > 0 else math.inf
-        if levels >= MAX_WALK_LEVELS:
-            return math.inf  # the deepest level takes any remainder
-        return available + levels * size
+            return
+        k = int((start - displayed) // size) + 1
+        while k <= levels:
+            price = touch + sign * step * k
+            if limit is not None and (price - limit) * sign > 0:
+                return
+            left = displayed + k * size - start
+            if left > _EPS * max(1.0, size):
+                yield price, left
+                start += left
+            k += 1
+
+    def _fillable(self, sym: _SymbolState, quote: _QuoteView, side: Side, now: int, route: RouteSpec,
+                  limit: float | None, walk: bool) -> float:
+        """What one quote's book could give an order now (within ``limit``)."""
+        touch, displayed, size, levels, step = self._book(sym, quote, side, route, walk)
+        start = self._taken_now(sym, side, touch, now, route)
+        return sum(q for _, q in self._segments(touch, displayed, size, levels, step, side.sign, start, limit))
+
+    def _displayed_left(self, sym: _SymbolState, quote: _QuoteView, side: Side, now: int, route: RouteSpec) -> float:
+        return self._fillable(sym, quote, side, now, route, None, walk=False)
 
     def _take(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView, now: int, *,
               limit: float | None, walk: bool) -> None:
-        """Take displayed liquidity (and deeper synthetic levels when walking), within ``limit``."""
+        """Take one quote's book (displayed size, then synthetic levels when walking) from
+        what is already gone, within ``limit``; remember what was taken."""
         route = st.route
         assert route is not None
         side = st.order.side
-        touch = quote.ask if side is Side.BUY else quote.bid
-        available = self._available(sym, quote, side)
-        if available <= 0 and not walk:
-            return
-        if limit is not None and (touch - limit) * side.sign > 0:
-            return
-        qty = min(st.leaves, available)
-        if qty > 0:
-            self._consume(sym, quote, side, qty)
-            self._fill(st, now, qty, touch, Liquidity.TAKER)
-        if not walk or st.phase != _WORKING:
-            return
-        size = quote.ask_size if side is Side.BUY else quote.bid_size
-        if size <= 0:
-            return
-        step = touch * route.depth_impact_bps / 1e4
-        level = 1
-        while st.phase == _WORKING:
-            price = touch + side.sign * step * level
-            if limit is not None and (price - limit) * side.sign > 0:
-                break
-            # The deepest synthetic level (or any level when walking costs nothing) takes the rest.
-            last = step <= 0 or level >= MAX_WALK_LEVELS
-            self._fill(st, now, st.leaves if last else min(st.leaves, size), price, Liquidity.TAKER)
-            level += 1
-
-    def _rest_vs_quotes(self, st: _OrderState, batch: QuoteBatch, base: int, lo: int, stop: int) -> None:
-        """A market remainder takes each later quote's displayed size until done."""
-        sizes = batch.ask_size if st.order.side is Side.BUY else batch.bid_size
-        prices = batch.ask if st.order.side is Side.BUY else batch.bid
-        sym = self._symbols[st.order.symbol]
-        for j in np.flatnonzero(sizes[lo:stop] > 0) + lo:
-            quote = self._batch_quote(batch, base, int(j))
-            available = self._available(sym, quote, st.order.side)
-            if available <= 0:
-                continue
+        touch, displayed, size, levels, step = self._book(sym, quote, side, route, walk)
+        start = self._taken_now(sym, side, touch, now, route)
+        took = 0.0
+        for price, available in self._segments(touch, displayed, size, levels, step, side.sign, start, limit):
             qty = min(st.leaves, available)
-            self._consume(sym, quote, st.order.side, qty)
-            self._fill(st, int(batch.ts[j]), qty, float(prices[j]), Liquidity.TAKER)
+            took += qty
+            self._fill(st, now, qty, price, Liquidity.TAKER)
+            if st.phase != _WORKING:
+                break
+        if took > 0:
+            sym.taken[_ASK if side is Side.BUY else _BID] = _Taken(touch, start + took, now)
+
+    def _rest_vs_quotes(self, st: _OrderState, sym: _SymbolState, batch: QuoteBatch, lo: int, stop: int) -> None:
+        """A market remainder takes each later quote's book (what is left of it) until done."""
+        route = st.route
+        assert route is not None
+        walk = route.beyond_displayed == "walk"
+        sizes = batch.ask_size if st.order.side is Side.BUY else batch.bid_size
+        candidates = range(lo, stop) if walk else np.flatnonzero(sizes[lo:stop] > 0) + lo
+        for j in candidates:
+            self._take(st, sym, self._batch_quote(batch, int(j)), int(batch.ts[j]), limit=None, walk=walk)
             if st.phase != _WORKING:
                 return
 
     # --- resting limits ----------------------------------------------------------------------------
 
-    def _limit_vs_quotes(self, st: _OrderState, batch: QuoteBatch, base: int, lo: int, stop: int) -> None:
+    def _limit_vs_quotes(self, st: _OrderState, batch: QuoteBatch, lo: int, stop: int) -> None:
         """An opposite quote strictly through the limit fills the whole remainder at the limit."""
         if st.order.side is Side.BUY:
             through = np.flatnonzero(batch.ask[lo:stop] < st.limit)
@@ -610,21 +676,21 @@ class PaperBroker:
         stop = order.stop_price
         return ask >= stop if order.side is Side.BUY else bid <= stop
 
-    def _stop_vs_quotes(self, st: _OrderState, sym: _SymbolState, batch: QuoteBatch, base: int, lo: int, stop: int) -> None:
+    def _stop_vs_quotes(self, st: _OrderState, sym: _SymbolState, batch: QuoteBatch, lo: int, stop: int) -> None:
         if st.order.side is Side.BUY:
             hit = np.flatnonzero(batch.ask[lo:stop] >= st.order.stop_price)
         else:
             hit = np.flatnonzero(batch.bid[lo:stop] <= st.order.stop_price)
         if len(hit):
             j = lo + int(hit[0])
-            self._trigger(st, sym, self._batch_quote(batch, base, j), int(batch.ts[j]))
+            self._trigger(st, sym, self._batch_quote(batch, j), int(batch.ts[j]))
 
     def _stop_vs_trades(self, st: _OrderState, sym: _SymbolState, batch: TradeBatch, lo: int, hi: int) -> None:
         price = batch.price[lo:hi]
         hit = np.flatnonzero(price >= st.order.stop_price if st.order.side is Side.BUY else price <= st.order.stop_price)
         if len(hit):
             j = lo + int(hit[0])
-            self._trigger(st, sym, self._visible_quote(sym, int(batch.ts[j]), self._md(st)), int(batch.ts[j]))
+            self._trigger(st, sym, self._visible_quote(sym, int(batch.ts[j])), int(batch.ts[j]))
 
     def _trigger(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView | None, now: int) -> None:
         """A triggered stop executes on the venue at once (no insert latency)."""
@@ -642,9 +708,9 @@ class PaperBroker:
         else:
             self._execute_limit(st, sym, quote, now, st.order.limit_price)
 
-    # --- volume participation ----------------------------------------------------------------------
+    # --- participation intervals (vwap; the remainder of an impact order) -------------------------
 
-    def _vwap_add_trades(self, st: _OrderState, sym: _SymbolState, batch: TradeBatch, lo: int, hi: int) -> None:
+    def _interval_add_trades(self, st: _OrderState, sym: _SymbolState, batch: TradeBatch, lo: int, hi: int) -> None:
         ts = batch.ts
         j = lo
         while j < hi and st.phase == _WORKING:
@@ -655,31 +721,38 @@ class PaperBroker:
                 st.vwap_notional += float((batch.size[j:k] * batch.price[j:k]).sum())
             if k >= hi:
                 break
-            self._vwap_close_interval(st, sym)
+            self._close_interval(st, sym)
             j = k
 
-    def _vwap_close_intervals(self, st: _OrderState, sym: _SymbolState, upto: int, *, batch=None, base=0) -> None:
+    def _close_intervals(self, st: _OrderState, sym: _SymbolState, upto: int, *, batch=None) -> None:
         while st.phase == _WORKING and st.vwap_end <= upto:
             quote = None
             if batch is not None:
                 i = int(np.searchsorted(batch.ts, st.vwap_end, "right")) - 1
-                quote = self._batch_quote(batch, base, i) if i >= 0 else None
-            self._vwap_close_interval(st, sym, quote)
+                quote = self._batch_quote(batch, i) if i >= 0 else None
+            self._close_interval(st, sym, quote)
 
-    def _vwap_close_interval(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView | None = None) -> None:
+    def _close_interval(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView | None = None) -> None:
         route = st.route
         assert route is not None
         end = st.vwap_end
-        quote = quote or self._visible_quote(sym, end, self._md(st))
+        quote = quote or self._visible_quote(sym, end)
         if st.vwap_volume > 0 and quote is not None:
-            qty = min(st.leaves, route.max_participation * st.vwap_volume)
-            vwap = st.vwap_notional / st.vwap_volume
-            half_spread = (quote.ask - quote.bid) / 2.0
-            if qty > 0:
-                self._fill(st, end, qty, vwap + st.order.side.sign * half_spread, Liquidity.TAKER)
+            if st.kind == "impact":
+                qty = min(st.leaves, route.max_window_share * st.vwap_volume)
+                if qty > 0:
+                    self._fill(st, end, qty, self._impact_price(sym, quote, end, route, st.order.side, qty),
+                               Liquidity.TAKER)
+            else:
+                qty = min(st.leaves, route.max_participation * st.vwap_volume)
+                vwap = st.vwap_notional / st.vwap_volume
+                half_spread = (quote.ask - quote.bid) / 2.0
+                if qty > 0:
+                    self._fill(st, end, qty, vwap + st.order.side.sign * half_spread, Liquidity.TAKER)
         st.vwap_volume = st.vwap_notional = 0.0
         st.vwap_end = end + route.interval_ns
-        if st.phase == _WORKING and (route.remainder == "expire" or st.order.time_in_force is TimeInForce.IOC):
+        if st.kind == "vwap" and st.phase == _WORKING and (
+                route.remainder == "expire" or st.order.time_in_force is TimeInForce.IOC):
             if route.remainder == "expire":
                 self._expire(st, end, ExpireReason.PARTICIPATION_REMAINDER)
             else:
@@ -695,34 +768,86 @@ class PaperBroker:
         hi = int(np.searchsorted(sym.t_ts, now, "right"))
         return float(sym.t_size[lo:hi].sum())
 
-    def _impact_price(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView, now: int) -> float:
-        route = st.route
-        assert route is not None
-        window = route.window_ns
-        now -= route.market_data_latency_ns  # only data seen by the arrival time counts
+    def _impact_inputs(self, sym: _SymbolState, now: int, window: int) -> tuple[float, float]:
+        """Realized variance of log mid and traded volume over ``(now - window, now]``."""
         lo = int(np.searchsorted(sym.q_ts, now - window, "right"))
         hi = int(np.searchsorted(sym.q_ts, now, "right"))
         logmid = sym.q_logmid[lo:hi]
         realized_var = float(np.square(np.diff(logmid)).sum()) if len(logmid) > 1 else 0.0
-        volume = self._window_volume(sym, now, window)
+        return realized_var, self._window_volume(sym, now, window)
+
+    def _impact_price(self, sym: _SymbolState, quote: _QuoteView, now: int, route: RouteSpec, side: Side,
+                      qty: float) -> float:
+        realized_var, volume = self._impact_inputs(sym, now, route.window_ns)
         mid = quote.mid
         half_spread_frac = (quote.ask - quote.bid) / 2.0 / mid
-        impact_frac = route.impact_k * math.sqrt(realized_var * st.leaves / volume) if volume > 0 else 0.0
-        return mid * (1.0 + st.order.side.sign * (half_spread_frac + impact_frac))
+        impact_frac = route.impact_k * math.sqrt(realized_var * qty / volume) if volume > 0 else 0.0
+        return mid * (1.0 + side.sign * (half_spread_frac + impact_frac))
+
+    def _impact_take(self, st: _OrderState, sym: _SymbolState, quote: _QuoteView, now: int, *,
+                     limit: float | None) -> None:
+        """The arrival fill on an impact route: at most ``max_window_share`` of the window's
+        volume and, for a limit, no more than keeps the impact price within it. FOK: all or
+        nothing; IOC: the rest is cancelled."""
+        route = st.route
+        assert route is not None
+        side, tif = st.order.side, st.order.time_in_force
+        realized_var, volume = self._impact_inputs(sym, now, route.window_ns)
+        qty = min(st.leaves, route.max_window_share * volume)
+        if limit is not None:
+            mid = quote.mid
+            room = side.sign * (limit / mid - 1.0) - (quote.ask - quote.bid) / 2.0 / mid
+            if room < 0:
+                qty = 0.0
+            elif realized_var > 0 and route.impact_k > 0:
+                qty = min(qty, volume * (room / route.impact_k) ** 2 / realized_var)
+        if tif is TimeInForce.FOK and qty < st.leaves - _EPS * max(1.0, st.order.quantity):
+            return self._cancel(st, now, CancelReason.FOK_NOT_FILLABLE)
+        if qty > 0:
+            price = self._impact_price(sym, quote, now, route, side, qty)
+            if limit is not None and (price - limit) * side.sign > 0:
+                price = limit  # the bound above, up to rounding
+            self._fill(st, now, qty, price, Liquidity.TAKER)
+        if st.phase == _WORKING and tif is TimeInForce.IOC:
+            self._cancel(st, now, CancelReason.IOC_REMAINDER)
 
     def _roll_quotes(self, sym: _SymbolState, batch: QuoteBatch) -> None:
-        cut = int(batch.ts[0]) - self._window_ns - self._max_md_ns
+        cut = self._history_cut(sym, int(batch.ts[0]))
         keep = int(np.searchsorted(sym.q_ts, cut, "right"))
         mids = np.log((batch.bid + batch.ask) / 2.0)
         sym.q_ts = np.concatenate((sym.q_ts[keep:], batch.ts))
         sym.q_logmid = np.concatenate((sym.q_logmid[keep:], mids))
 
     def _roll_trades(self, sym: _SymbolState, batch: TradeBatch) -> None:
-        cut = int(batch.ts[0]) - self._window_ns - self._max_md_ns
+        cut = self._history_cut(sym, int(batch.ts[0]))
         keep = int(np.searchsorted(sym.t_ts, cut, "right"))
         sym.t_ts = np.concatenate((sym.t_ts[keep:], batch.ts))
         sym.t_price = np.concatenate((sym.t_price[keep:], batch.price))
         sym.t_size = np.concatenate((sym.t_size[keep:], batch.size))
+
+    def _history_cut(self, sym: _SymbolState, first_ts: int) -> int:
+        """Data older than this is no longer needed: one window before the new data, or
+        before the start of an interval still to close (its fill looks at the window then)."""
+        start = first_ts
+        for st in sym.orders:
+            if st.kind in ("vwap", "impact") and st.route is not None:
+                start = min(start, st.vwap_end - st.route.interval_ns)
+        return start - self._window_ns
+
+    def _roll_sizes(self, sym: _SymbolState, batch: QuoteBatch) -> None:
+        """Each whole second's last displayed sizes (the typical sizes of the synthetic
+        depth); a second still open is replaced when more of it comes."""
+        secs = batch.ts // SECOND_NS
+        ends = np.flatnonzero(secs[1:] != secs[:-1])
+        last = np.append(ends, len(secs) - 1)
+        new_sec, new_bid, new_ask = secs[last], batch.bid_size[last], batch.ask_size[last]
+        old = len(sym.s_sec)
+        if old and sym.s_sec[-1] >= new_sec[0]:
+            old -= 1  # the same second, seen further now
+        keep = int(np.searchsorted(sym.s_sec[:old], int(new_sec[-1]) - self._size_window_s, "left"))
+        sym.s_sec = np.concatenate((sym.s_sec[keep:old], new_sec))
+        sym.s_bid = np.concatenate((sym.s_bid[keep:old], new_bid))
+        sym.s_ask = np.concatenate((sym.s_ask[keep:old], new_ask))
 
     # --- state changes -----------------------------------------------------------------------------
 
@@ -807,42 +932,36 @@ class PaperBroker:
         return sym
 
     @staticmethod
-    def _batch_quote(batch: QuoteBatch, base: int, i: int) -> _QuoteView:
-        return _QuoteView(base + i, int(batch.ts[i]), float(batch.bid[i]), float(batch.ask[i]),
+    def _batch_quote(batch: QuoteBatch, i: int) -> _QuoteView:
+        return _QuoteView(int(batch.ts[i]), float(batch.bid[i]), float(batch.ask[i]),
                           float(batch.bid_size[i]), float(batch.ask_size[i]))
 
-    @staticmethod
-    def _md(st: _OrderState) -> int:
-        return st.route.market_data_latency_ns if st.route else 0
-
-    def _keep_tail(self, sym: _SymbolState, batch: QuoteBatch, base: int) -> None:
-        """Keep the quotes needed to answer "which quote was visible at t" one latency back."""
-        if sym.tail is None or self._max_md_ns == 0:
-            merged, merged_base = batch, base
+    def _keep_tail(self, sym: _SymbolState, batch: QuoteBatch) -> None:
+        """Keep the quotes needed to answer "which quote was in force at t" for t one
+        participation interval back (the end of an interval closed by later data)."""
+        if sym.tail is None or self._tail_ns == 0:
+            merged = batch
         else:
             t = sym.tail
             merged = QuoteBatch(batch.symbol, np.concatenate((t.ts, batch.ts)), np.concatenate((t.bid, batch.bid)),
                                 np.concatenate((t.ask, batch.ask)), np.concatenate((t.bid_size, batch.bid_size)),
                                 np.concatenate((t.ask_size, batch.ask_size)))
-            merged_base = sym.tail_base
         n = len(merged)
-        # the quote in force at (last - max latency) and everything after it
-        first = int(np.searchsorted(merged.ts, int(merged.ts[-1]) - self._max_md_ns, "right")) - 1
+        # the quote in force at (last - interval) and everything after it
+        first = int(np.searchsorted(merged.ts, int(merged.ts[-1]) - self._tail_ns, "right")) - 1
         first = min(max(first, 0), n - 1)
         sym.tail = merged.slice(first, n)
-        sym.tail_base = merged_base + first
 
     @staticmethod
-    def _visible_quote(sym: _SymbolState, t: int, md: int) -> _QuoteView | None:
-        """The latest quote the venue simulator had received by ``t`` (exchange ts + ``md`` <= t),
-        with its time expressed in that same received-time scale."""
+    def _visible_quote(sym: _SymbolState, t: int) -> _QuoteView | None:
+        """The quote in force at ``t`` (the latest with ``ts <= t``)."""
         tail = sym.tail
         if tail is None:
             return None
-        i = int(np.searchsorted(tail.ts, t - md, "right")) - 1
+        i = int(np.searchsorted(tail.ts, t, "right")) - 1
         if i < 0:
             return None
-        return _QuoteView(sym.tail_base + i, int(tail.ts[i]) + md, float(tail.bid[i]), float(tail.ask[i]),
+        return _QuoteView(int(tail.ts[i]), float(tail.bid[i]), float(tail.ask[i]),
                           float(tail.bid_size[i]), float(tail.ask_size[i]))
 
     def _emit(self, ts: int, event: BrokerEvent) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from ifns_paper.engine.determinism import FillsHasher
 from ifns_paper.engine.ledger import Ledger
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
-from ifns_paper.engine.orders import BrokerAdapter, BrokerEvent, Fill, Order
+from ifns_paper.engine.orders import BrokerAdapter, BrokerEvent, Fill, Order, OrderStatus
 
 Batch = QuoteBatch | TradeBatch
 
@@ -165,10 +165,19 @@ class ReplayDriver:
         self.stats.last_ts = max(self.stats.last_ts, ts)
 
     def finish(self, end_ts: int | None = None, *, cancel_working: bool = True) -> None:
-        """Run the remaining scheduled actions, then close the replay at ``end_ts``."""
+        """Run the remaining scheduled actions, then close the replay at ``end_ts`` (by
+        default the last data or action, whichever is later: an order sent after the last
+        data row still goes out, and meets the data there is — a stale quote, or none)."""
         end = self.stats.last_ts if end_ts is None else end_ts
+        if end_ts is None and self._actions:
+            end = max(end, max(at for at, *_ in self._actions))
         self.advance_to(end)
         if cancel_working:
+            if any(v.status is OrderStatus.NEW for v in self.broker.working_orders()):
+                # orders still on their way reach the venue before the close
+                routes = getattr(self.broker, "routes", {}).values()
+                end += max((r.insert_latency_ns for r in routes), default=0)
+                self.handle(self.broker.advance_to(end))
             working = [v.order.client_order_id for v in self.broker.working_orders()]
             for coid in working:
                 self.handle(self.broker.cancel(coid, end))

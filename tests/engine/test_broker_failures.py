@@ -141,7 +141,7 @@ def test_forgotten_orders_stay_idempotent_and_the_state_stops_growing():
     import pickle
 
     b = PaperBroker({"R": route()})
-    b.on_quotes(quotes(GOOD))
+    b.on_quotes(quotes((0, 99.0, 100.0, 1e6, 1e6)))  # deep enough for every order at once
     sizes = []
     for i in range(300):
         b.submit(order(coid=f"o{i}", qty=10), 0)
