@@ -157,17 +157,27 @@ class _SymbolState:
 
     # Checkpoints hold this state: by field name, so that a field added later gets its default.
     def __getstate__(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return _state_of(self)
 
     def __setstate__(self, state: dict | tuple) -> None:
-        if isinstance(state, tuple):  # pickled by slot (checkpoints of before): (dict or None, slots)
-            state = {**(state[0] or {}), **state[1]}
-        for f in fields(self):  # what is no longer kept (liquidity bookkeeping of then) is dropped
-            if f.name in state:
-                value = state[f.name]
-            else:
-                value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-            object.__setattr__(self, f.name, value)
+        _restore(self, state)
+
+
+def _state_of(obj) -> dict:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _restore(obj, state: dict | tuple) -> None:
+    """A checkpointed state by field name; pickled by slot before (``(dict or None, slots)``).
+    A field added since gets its default; one no longer kept is dropped."""
+    if isinstance(state, tuple):
+        state = {**(state[0] or {}), **state[1]}
+    for f in fields(obj):
+        if f.name in state:
+            value = state[f.name]
+        else:
+            value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        object.__setattr__(obj, f.name, value)
 
 
 @dataclass(slots=True)
@@ -194,12 +204,16 @@ class _OrderState:
     deadline: int = _INF  # cancel or expiry time
     deadline_is_cancel: bool = False
     vwap_end: int = 0  # end of the current participation interval (vwap, impact)
-    vwap_volume: float = 0.0
-    vwap_notional: float = 0.0
 
     @property
     def leaves(self) -> float:
         return self.order.quantity - self.filled
+
+    def __getstate__(self) -> dict:
+        return _state_of(self)
+
+    def __setstate__(self, state: dict | tuple) -> None:
+        _restore(self, state)
 
 
 def _by_arrival(orders: list) -> list:
@@ -317,6 +331,22 @@ class PaperBroker:
             self._roll_quotes(sym, batch)
         self._roll_sizes(sym, batch)
         if sym.orders:
+            takers = sum(1 for st in sym.orders if st.phase == _PENDING or st.kind in ("rest", "stop"))
+            if takers > 1:
+                # Orders that may take liquidity compete for each quote's book and for what
+                # earlier quotes left of it: in time order, quote by quote — the arrivals before
+                # a quote first, then the quote for each order, the first to reach the venue first.
+                for j in range(len(batch)):
+                    t = int(batch.ts[j])
+                    for st in _by_arrival(sym.orders):
+                        if st.phase == _PENDING and st.arrival_ts < t:
+                            self._run_time(st, sym, t - 1)
+                    one = batch.slice(j, j + 1)
+                    for st in _by_arrival(sym.orders):
+                        self._run_quotes(st, sym, one)
+                    self._keep_tail(sym, one)
+                sym.data_ts = max(sym.data_ts, int(batch.ts[-1]))
+                return self._drain()
             for st in _by_arrival(sym.orders):
                 self._run_quotes(st, sym, batch)
         self._keep_tail(sym, batch)
@@ -418,7 +448,7 @@ class PaperBroker:
         lo = int(np.searchsorted(batch.ts, st.active_from, "right"))  # prints at or before arrival do not count
         hi = int(np.searchsorted(batch.ts, limit_ts, "right"))
         if st.kind in ("vwap", "impact"):
-            self._interval_add_trades(st, sym, batch, lo, hi)
+            self._close_intervals(st, sym, limit_ts)  # the trades are in the rolling window already
         elif lo < hi:
             if st.kind == "limit":
                 self._limit_vs_trades(st, batch, lo, hi)
@@ -624,7 +654,8 @@ class PaperBroker:
         assert route is not None
         walk = route.beyond_displayed == "walk"
         sizes = batch.ask_size if st.order.side is Side.BUY else batch.bid_size
-        candidates = range(lo, stop) if walk else np.flatnonzero(sizes[lo:stop] > 0) + lo
+        tradable = batch.bid[lo:stop] < batch.ask[lo:stop]  # no trading on a crossed or locked book
+        candidates = np.flatnonzero(tradable if walk else tradable & (sizes[lo:stop] > 0)) + lo
         for j in candidates:
             self._take(st, sym, self._batch_quote(batch, int(j)), int(batch.ts[j]), limit=None, walk=walk)
             if st.phase != _WORKING:
@@ -710,20 +741,6 @@ class PaperBroker:
 
     # --- participation intervals (vwap; the remainder of an impact order) -------------------------
 
-    def _interval_add_trades(self, st: _OrderState, sym: _SymbolState, batch: TradeBatch, lo: int, hi: int) -> None:
-        ts = batch.ts
-        j = lo
-        while j < hi and st.phase == _WORKING:
-            k = int(np.searchsorted(ts, st.vwap_end, "left"))  # trades before this interval's end
-            k = min(max(k, j), hi)
-            if k > j:
-                st.vwap_volume += float(batch.size[j:k].sum())
-                st.vwap_notional += float((batch.size[j:k] * batch.price[j:k]).sum())
-            if k >= hi:
-                break
-            self._close_interval(st, sym)
-            j = k
-
     def _close_intervals(self, st: _OrderState, sym: _SymbolState, upto: int, *, batch=None) -> None:
         while st.phase == _WORKING and st.vwap_end <= upto:
             quote = None
@@ -737,19 +754,24 @@ class PaperBroker:
         assert route is not None
         end = st.vwap_end
         quote = quote or self._visible_quote(sym, end)
-        if st.vwap_volume > 0 and quote is not None:
+        # the interval's prints: from its start (after arrival) to before its end, read from the
+        # rolling window (the same sums however the trades came in batches)
+        lo = max(int(np.searchsorted(sym.t_ts, end - route.interval_ns, "left")),
+                 int(np.searchsorted(sym.t_ts, st.active_from, "right")))
+        hi = int(np.searchsorted(sym.t_ts, end, "left"))
+        volume = float(sym.t_size[lo:hi].sum()) if hi > lo else 0.0
+        if volume > 0 and quote is not None:
             if st.kind == "impact":
-                qty = min(st.leaves, route.max_window_share * st.vwap_volume)
+                qty = min(st.leaves, route.max_window_share * volume)
                 if qty > 0:
                     self._fill(st, end, qty, self._impact_price(sym, quote, end, route, st.order.side, qty),
                                Liquidity.TAKER)
             else:
-                qty = min(st.leaves, route.max_participation * st.vwap_volume)
-                vwap = st.vwap_notional / st.vwap_volume
+                qty = min(st.leaves, route.max_participation * volume)
+                vwap = float((sym.t_size[lo:hi] * sym.t_price[lo:hi]).sum()) / volume
                 half_spread = (quote.ask - quote.bid) / 2.0
                 if qty > 0:
                     self._fill(st, end, qty, vwap + st.order.side.sign * half_spread, Liquidity.TAKER)
-        st.vwap_volume = st.vwap_notional = 0.0
         st.vwap_end = end + route.interval_ns
         if st.kind == "vwap" and st.phase == _WORKING and (
                 route.remainder == "expire" or st.order.time_in_force is TimeInForce.IOC):

@@ -13,6 +13,7 @@ from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.orders import (
     TERMINAL_ORDER_STATUSES,
     Fill,
+    Liquidity,
     Order,
     OrderEvent,
     OrderType,
@@ -56,7 +57,9 @@ def scenarios(draw):
     quotes = QuoteBatch.from_arrays("X", *zip(*rows, strict=True))
     k = draw(st.integers(0, 40))
     trade_rows = sorted(
-        (draw(st.integers(0, t)), rows[0][1] * math.exp(draw(st.floats(-0.01, 0.01))), draw(st.floats(0.1, 300)),
+        # on the millisecond grid of the orders: prints just before, at and after arrivals happen
+        (draw(st.integers(0, t // MS)) * MS, rows[0][1] * math.exp(draw(st.floats(-0.01, 0.01))),
+         draw(st.floats(0.1, 300)),
          draw(st.sampled_from([-1, 0, 1])))
         for _ in range(k)
     )
@@ -71,9 +74,11 @@ def scenarios(draw):
         stop = ref * (1 + draw(st.floats(-0.01, 0.01))) if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None
         tifs = [TimeInForce.GTC, TimeInForce.DAY] + (
             [TimeInForce.IOC, TimeInForce.FOK] if kind in (OrderType.MARKET, OrderType.LIMIT) else [])
-        order = Order(f"o{i}", "X", side, draw(st.floats(0.5, 800)), kind, draw(st.sampled_from(tifs)),
+        # mostly a fraction of the displayed sizes, sometimes far more than a quote's book
+        qty = draw(st.one_of(st.floats(0.5, 800), st.floats(800, 50_000)))
+        order = Order(f"o{i}", "X", side, qty, kind, draw(st.sampled_from(tifs)),
                       draw(st.sampled_from(list(ROUTES))), limit, stop)
-        at = draw(st.integers(0, t))
+        at = draw(st.integers(0, t // MS)) * MS
         orders.append(ScheduledOrder(at, order))
         if draw(st.booleans()):
             cancels.append(ScheduledCancel(at + draw(st.integers(0, 200)) * MS, order.client_order_id))
@@ -121,14 +126,39 @@ def test_broker_invariants(scenario):
             assert f.quantity > 0
             if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
                 assert (f.price <= order.limit_price) if order.side is Side.BUY else (f.price >= order.limit_price)
-        if own and order.order_type is OrderType.MARKET and route.model is FillModel.TOUCH:
-            # market orders under Touch never beat the touch in force at arrival
-            seen = arrival - route.market_data_latency_ns
-            i = max(j for j in range(len(quotes)) if quotes.ts[j] <= seen)
-            first = own[0]
-            if first.ts == arrival:
+        for f in own:
+            # no taker fill of a touch or impact route beats the touch in force at its time
+            # (exchange time: the venue is not late however late the strategy's data is)
+            if f.liquidity is Liquidity.TAKER and route.model in (FillModel.TOUCH, FillModel.SQRT_IMPACT):
+                i = max(j for j in range(len(quotes)) if quotes.ts[j] <= f.ts)
                 touch = quotes.ask[i] if order.side is Side.BUY else quotes.bid[i]
-                assert (first.price >= touch) if order.side is Side.BUY else (first.price <= touch)
+                assert (f.price >= touch * (1 - 1e-12)) if order.side is Side.BUY else (f.price <= touch * (1 + 1e-12))
+        if route.model in (FillModel.VWAP, FillModel.SQRT_IMPACT) and own and trades is not None:
+            # participation: what filled by t is within the share of the volume printed after
+            # arrival by t (and, for impact, of the window's volume at arrival)
+            share = route.max_participation if route.model is FillModel.VWAP else route.max_window_share
+            before = 0.0
+            if route.model is FillModel.SQRT_IMPACT:
+                before = sum(float(trades.size[j]) for j in range(len(trades))
+                             if arrival - route.window_ns < trades.ts[j] <= arrival)
+            filled = 0.0
+            for f in own:
+                filled += f.quantity
+                after = sum(float(trades.size[j]) for j in range(len(trades)) if arrival < trades.ts[j] <= f.ts)
+                if order.order_type is OrderType.MARKET:
+                    assert filled <= share * (before + after) * (1 + 1e-9) + 1e-9, (coid, filled, before, after)
+    # a quote's book is finite: what all orders took from one side at one time is at most the
+    # displayed size and the synthetic levels, each no larger than the largest size displayed
+    taken: dict = {}
+    for f in fills:
+        route = ROUTES[by_id[f.client_order_id].order.route_id]
+        if f.liquidity is Liquidity.TAKER and route.model is FillModel.TOUCH:
+            levels = route.depth_levels if route.beyond_displayed == "walk" else 0
+            key = (f.ts, f.side, levels)
+            taken[key] = taken.get(key, 0.0) + f.quantity
+    largest = max(float(quotes.ask_size.max()), float(quotes.bid_size.max()))
+    for (_, _, levels), qty in taken.items():
+        assert qty <= (1 + levels) * largest * (1 + 1e-9) + 1e-9
     # the ledger matches the fills and its invariant held after every fill (checked by the driver)
     net = sum(f.quantity * f.side.sign for f in fills)
     assert math.isclose(ledger.position("X").quantity, net, rel_tol=1e-9, abs_tol=1e-9)
