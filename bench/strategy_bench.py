@@ -118,11 +118,20 @@ def reference_signal(w: Workload) -> dict:
             "quotes_signal_positive": positive}
 
 
-def compare_peer(peers: dict, ours_qps: float, w: Workload) -> dict:
+def compare_peer(peers: dict, ours_qps: float, w: Workload, ours_orders: int) -> dict:
     res = peers.get("nautilus_strategy")
     if not res or res.get("status") != "ok":
         return peers
     res["ours_over_theirs"] = ours_qps / res["median_quotes_per_s"]
+    # Both engines' cost is mostly per order and the two send different numbers of orders
+    # (ours: what the momentum model decides; theirs: one every 100 quotes): the ratio of the
+    # time each takes per order it sends, each run's median time over its own order count.
+    ours_s_per_order = w.n_quotes / ours_qps / max(ours_orders, 1)
+    theirs_s_per_order = w.n_quotes / res["median_quotes_per_s"] / max(res["orders"], 1)
+    res["per_order"] = {"ours_orders": ours_orders, "theirs_orders": res["orders"],
+                        "ours_us_per_order": ours_s_per_order * 1e6, "theirs_us_per_order": theirs_s_per_order * 1e6,
+                        "ours_over_theirs": theirs_s_per_order / ours_s_per_order,
+                        "how": "whole run time (every quote's features included) divided by the orders sent"}
     expected = expected_pnl(w)["touch_marked"]
     theirs = res["realized_pnl_balance"]
     res["pnl_check"] = {"theirs_realized_before_fees": theirs, "expected_touch": expected,
@@ -172,10 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     peer = None
     if args.peers:
-        report["peers"] = compare_peer(run_peer(w.n_quotes, args.peer_runs, args.peers_python), engine_median, w)
+        report["peers"] = compare_peer(run_peer(w.n_quotes, args.peer_runs, args.peers_python), engine_median, w,
+                                       first["events"].get("order_submitted", 0))
         peer = report["peers"].get("nautilus_strategy")
         if peer and peer.get("status") == "ok":
             report["ratio_engine_over_nautilus_strategy"] = peer["ours_over_theirs"]
+            report["ratio_engine_over_nautilus_strategy_per_order"] = peer["per_order"]["ours_over_theirs"]
     report["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  nautilus_strategy {peer['version']} (BacktestEngine, Python momentum strategy, an order every "
                   f"{w.order_every} quotes): {peer['median_quotes_per_s']:,.0f} quotes/s   (runs: {rates})   "
                   f"ours/theirs = {peer['ours_over_theirs']:.1f}x")
+            po = peer["per_order"]
+            print(f"          not like for like per quote: they send {po['theirs_orders']:,} orders, we send "
+                  f"{po['ours_orders']:,}; per order sent: ours {po['ours_us_per_order']:,.0f} µs, theirs "
+                  f"{po['theirs_us_per_order']:,.0f} µs, ours/theirs = {po['ours_over_theirs']:.2f}x")
             print(f"          orders {peer['orders']:,}  fills {peer['fills']:,}  realized P&L {chk['theirs_realized_before_fees']:,.2f} "
                   f"vs from data {chk['expected_touch']:,.2f} ({'equal' if chk['equal'] else 'DIFFERENT'}); "
                   f"last signal {sig['theirs']['last_signal']:.6f} vs ours {sig['ours']['last_signal']:.6f}")

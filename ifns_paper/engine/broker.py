@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import statistics
 from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
@@ -582,30 +583,29 @@ class PaperBroker:
         hi = int(np.searchsorted(sym.s_sec, sec, "left"))
         if hi <= lo:
             return own
-        sizes = (sym.s_ask if side is Side.BUY else sym.s_bid)[lo:hi]
-        return float(np.median(np.append(sizes, own)))
+        sizes = (sym.s_ask if side is Side.BUY else sym.s_bid)[lo:hi].tolist()
+        sizes.append(own)
+        return statistics.median(sizes)
 
-    def _book(self, sym: _SymbolState, quote: _QuoteView, side: Side, route: RouteSpec, walk: bool
-              ) -> tuple[float, float, float, int, float]:
-        """One quote's book on ``side``: touch price, displayed size, synthetic level size,
-        number of synthetic levels, price step per level."""
-        touch = quote.ask if side is Side.BUY else quote.bid
-        displayed = quote.ask_size if side is Side.BUY else quote.bid_size
-        if not walk or route.depth_levels <= 0:
-            return touch, max(displayed, 0.0), 0.0, 0, 0.0
-        size = self._typical_size(sym, quote, side, route)
-        return touch, max(displayed, 0.0), max(size, 0.0), route.depth_levels, touch * route.depth_impact_bps / 1e4
-
-    @staticmethod
-    def _segments(touch: float, displayed: float, size: float, levels: int, step: float, sign: int,
+    def _segments(self, sym: _SymbolState, quote: _QuoteView, side: Side, route: RouteSpec, walk: bool,
                   start: float, limit: float | None):
-        """The book from ``start`` (what is already taken) down: ``(price, quantity)`` per
-        level, within ``limit``."""
+        """One quote's book on ``side`` from ``start`` (what is already taken) down, within
+        ``limit``: ``(price, quantity)`` per level — the displayed size at the touch, then
+        (walking) ``depth_levels`` synthetic levels of the typical size, each ``depth_impact_bps``
+        worse. Lazy: the typical size is only looked up when an order goes beyond the touch."""
+        sign = side.sign
+        touch = quote.ask if side is Side.BUY else quote.bid
+        displayed = max(quote.ask_size if side is Side.BUY else quote.bid_size, 0.0)
         if start < displayed:
             if limit is not None and (touch - limit) * sign > 0:
                 return
             yield touch, displayed - start
             start = displayed
+        levels = route.depth_levels if walk else 0
+        if levels <= 0:
+            return
+        size = max(self._typical_size(sym, quote, side, route), 0.0)
+        step = touch * route.depth_impact_bps / 1e4
         if size <= 0:
             return
         k = int((start - displayed) // size) + 1
@@ -622,9 +622,9 @@ class PaperBroker:
     def _fillable(self, sym: _SymbolState, quote: _QuoteView, side: Side, now: int, route: RouteSpec,
                   limit: float | None, walk: bool) -> float:
         """What one quote's book could give an order now (within ``limit``)."""
-        touch, displayed, size, levels, step = self._book(sym, quote, side, route, walk)
+        touch = quote.ask if side is Side.BUY else quote.bid
         start = self._taken_now(sym, side, touch, now, route)
-        return sum(q for _, q in self._segments(touch, displayed, size, levels, step, side.sign, start, limit))
+        return sum(q for _, q in self._segments(sym, quote, side, route, walk, start, limit))
 
     def _displayed_left(self, sym: _SymbolState, quote: _QuoteView, side: Side, now: int, route: RouteSpec) -> float:
         return self._fillable(sym, quote, side, now, route, None, walk=False)
@@ -636,10 +636,16 @@ class PaperBroker:
         route = st.route
         assert route is not None
         side = st.order.side
-        touch, displayed, size, levels, step = self._book(sym, quote, side, route, walk)
+        touch = quote.ask if side is Side.BUY else quote.bid
         start = self._taken_now(sym, side, touch, now, route)
+        displayed = quote.ask_size if side is Side.BUY else quote.bid_size
+        if st.leaves <= displayed - start and (limit is None or (touch - limit) * side.sign <= 0):
+            took = st.leaves  # the usual case: the displayed size is enough
+            self._fill(st, now, took, touch, Liquidity.TAKER)
+            sym.taken[_ASK if side is Side.BUY else _BID] = _Taken(touch, start + took, now)
+            return
         took = 0.0
-        for price, available in self._segments(touch, displayed, size, levels, step, side.sign, start, limit):
+        for price, available in self._segments(sym, quote, side, route, walk, start, limit):
             qty = min(st.leaves, available)
             took += qty
             self._fill(st, now, qty, price, Liquidity.TAKER)
@@ -859,6 +865,10 @@ class PaperBroker:
     def _roll_sizes(self, sym: _SymbolState, batch: QuoteBatch) -> None:
         """Each whole second's last displayed sizes (the typical sizes of the synthetic
         depth); a second still open is replaced when more of it comes."""
+        first, last_sec = int(batch.ts[0]) // SECOND_NS, int(batch.ts[-1]) // SECOND_NS
+        if first == last_sec and len(sym.s_sec) and int(sym.s_sec[-1]) == last_sec:
+            sym.s_bid[-1], sym.s_ask[-1] = batch.bid_size[-1], batch.ask_size[-1]  # the same second, further
+            return
         secs = batch.ts // SECOND_NS
         ends = np.flatnonzero(secs[1:] != secs[:-1])
         last = np.append(ends, len(secs) - 1)
