@@ -80,7 +80,7 @@ def test_a_poisoned_session_leaves_its_shard_and_the_healthy_ones_trade_on(tmp_p
                 assert steps.poll() is None, log.read_text()[-3000:]
                 time.sleep(1)
             faulted_at = state["steps"]
-            time.sleep(30)  # the healthy sessions go on; the poisoned one must not be tried again
+            time.sleep(15)  # the healthy sessions go on; the poisoned one must not be tried again
         finally:
             stop(market, steps)
         state = shell_json(env, STATE % POISON)

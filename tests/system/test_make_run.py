@@ -1,5 +1,5 @@
 """`make run` smoke and soak test: the supervised group starts, serves `/`, answers a
-Celery ping, trades on paper, runs for three minutes with no session faulting and every
+Celery ping, trades on paper, runs for 90 seconds with no session faulting and every
 running session still producing telemetry, logs no error and no traceback, and stops
 cleanly on Ctrl-C (SIGINT)."""
 
@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import ROOT, redis_url_with_db
 
-SOAK_S = 180  # the system runs at least this long after start (a "3-minute" soak)
+SOAK_S = 90  # the system runs at least this long after start (a 90-second soak; `make run` by hand for longer)
 FAULT_CHECK_EVERY_S = 10
 FRESH_TELEMETRY_S = 30
 DEMO_SESSIONS = ("research_fx_momentum_v13", "research_crypto_trend")
