@@ -239,8 +239,14 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
         # incidents, series and telemetry links of the registry answer with JSON, paper_report
         # prints the summary, and the lane aggregates and the funnel are served.
         registry = tmp_path / "data" / "registry"
-        lines = [json.loads(line) for line in (registry / "paper_summary.ndjson").read_text().splitlines()]
-        assert set(DEMO_SESSIONS) <= {s["session_id"] for s in lines}
+        summaries = registry / "paper_summary.ndjson"
+        deadline = time.monotonic() + 120  # summaries are written once a minute by beat
+        while True:
+            lines = [json.loads(line) for line in summaries.read_text().splitlines()] if summaries.exists() else []
+            if set(DEMO_SESSIONS) <= {s["session_id"] for s in lines}:
+                break
+            assert time.monotonic() < deadline, f"no summary line of every demo session: {lines}"
+            time.sleep(3)
         entries = {e["session_id"]: e for e in json.loads((registry / "paper_sessions.json").read_text())["sessions"]}
         for sid in DEMO_SESSIONS:
             links = entries[sid]["links"]
