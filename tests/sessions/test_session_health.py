@@ -30,13 +30,19 @@ def health(sid=SID):
     return selectors.session_health([session], client=dispatch.redis_client())[sid]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_step_lag_is_the_feed_head_minus_what_the_session_processed(loaded, bus):
+def started_and_stepped(bus) -> int:
+    """Start the demo session, publish 400 quotes and step it once; the last quote's time."""
     session_transition(session_id=SID, action="start", actor="t")
     data = market(400)
     t_last = int(data[-1].ts[-1])
     marketbus.publish(bus, "synthetic_fx", data, clock_ns=t_last)
     session_step(session_id=SID, client=bus)
+    return t_last
+
+
+@pytest.mark.django_db(transaction=True)
+def test_step_lag_is_the_feed_head_minus_what_the_session_processed(loaded, bus):
+    t_last = started_and_stepped(bus)
     h = health()
     assert h["step_lag_ms"] == 0.0  # it processed up to the newest entry
     # the book as of that step: the checkpoint's figures and the fills written
@@ -105,11 +111,7 @@ def test_a_paused_session_shows_its_recorded_book_not_unrecorded_quiet_steps(loa
     from sessions_app.models import SessionCheckpoint
     from sessions_app.steps import HEALTH_KEY
 
-    session_transition(session_id=SID, action="start", actor="t")
-    data = market(400)
-    t_last = int(data[-1].ts[-1])
-    marketbus.publish(bus, "synthetic_fx", data, clock_ns=t_last)
-    session_step(session_id=SID, client=bus)
+    t_last = started_and_stepped(bus)
     cp = SessionCheckpoint.objects.get(session__session_id=SID)
     # a quiet step after it (not checkpointed yet) marked the book 1.5 s later at another price
     quiet = json.loads(bus.hget(HEALTH_KEY, SID)) | {"data_ts": t_last + 1_500_000_000, "equity": cp.equity + 7.25,
