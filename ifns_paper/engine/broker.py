@@ -94,6 +94,7 @@ from ifns_paper.engine.orders import (
     OrderType,
     OrderView,
     RejectReason,
+    TERMINAL_ORDER_STATUSES,
     Side,
     TimeInForce,
     check_order_transition,
@@ -181,7 +182,7 @@ def _restore(obj, state: dict | tuple) -> None:
         object.__setattr__(obj, f.name, value)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # an order's state is itself: compared (and removed from lists) by identity
 class _OrderState:
     order: Order
     route: RouteSpec | None
@@ -277,7 +278,8 @@ class PaperBroker:
                                       RejectReason.DUPLICATE_CLIENT_ORDER_ID,
                                       "a different order already uses this client_order_id"))
             return self._drain()
-        sym_ts = self._symbols[order.symbol].data_ts if order.symbol in self._symbols else -1
+        known = self._symbols.get(order.symbol)
+        sym_ts = known.data_ts if known is not None else -1
         if ts < sym_ts:
             raise ValueError(
                 f"order {order.client_order_id!r} submitted at {ts}, before market data already "
@@ -287,7 +289,7 @@ class PaperBroker:
         st = _OrderState(order, route, self._seq, ts, ts + (route.insert_latency_ns if route else 0))
         self._seq += 1
         self._orders[order.client_order_id] = st
-        self._emit(ts, OrderEvent(ts, order.client_order_id, OrderStatus.NEW, leaves_quantity=order.quantity))
+        self._emit(ts, OrderEvent(ts, order.client_order_id, OrderStatus.NEW, "", "", 0.0, order.quantity))
         problem = order.problem()
         if problem is not None:
             self._reject(st, ts, RejectReason.INVALID_ORDER, problem)
@@ -411,13 +413,13 @@ class PaperBroker:
             if st.deadline <= st.arrival_ts and st.deadline_is_cancel:
                 self._finish_deadline(st)  # cancelled before it reached the venue
                 return
-            i = int(np.searchsorted(ts, st.arrival_ts, "right")) - 1
+            i = int(ts.searchsorted(st.arrival_ts, "right")) - 1
             quote = self._batch_quote(batch, i) if i >= 0 else self._visible_quote(sym, st.arrival_ts)
             self._resolve_arrival(st, sym, quote)
             start = i + 1
         while st.phase == _WORKING:
-            stop = int(np.searchsorted(ts, st.deadline, "left")) if st.deadline <= t_end else len(ts)
-            lo = max(start, int(np.searchsorted(ts, st.active_from, "right")))
+            stop = int(ts.searchsorted(st.deadline, "left")) if st.deadline <= t_end else len(ts)
+            lo = max(start, int(ts.searchsorted(st.active_from, "right")))
             if lo < stop:
                 if st.kind == "limit":
                     self._limit_vs_quotes(st, batch, lo, stop)
@@ -446,15 +448,20 @@ class PaperBroker:
         if st.phase != _WORKING:
             return
         limit_ts = min(t_end, st.deadline - 1)
-        lo = int(np.searchsorted(batch.ts, st.active_from, "right"))  # prints at or before arrival do not count
-        hi = int(np.searchsorted(batch.ts, limit_ts, "right"))
-        if st.kind in ("vwap", "impact"):
-            self._close_intervals(st, sym, limit_ts)  # the trades are in the rolling window already
-        elif lo < hi:
-            if st.kind == "limit":
-                self._limit_vs_trades(st, batch, lo, hi)
-            elif st.kind == "stop":
-                self._stop_vs_trades(st, sym, batch, lo, hi)
+        hi = int(batch.ts.searchsorted(limit_ts, "right"))
+        while st.phase == _WORKING:
+            # prints at or before arrival (or a stop's trigger) do not count
+            lo = int(batch.ts.searchsorted(st.active_from, "right"))
+            if st.kind in ("vwap", "impact"):
+                self._close_intervals(st, sym, limit_ts)  # the trades are in the rolling window already
+            elif lo < hi:
+                if st.kind == "limit":
+                    self._limit_vs_trades(st, batch, lo, hi)
+                elif st.kind == "stop":
+                    self._stop_vs_trades(st, sym, batch, lo, hi)
+                    if st.phase == _WORKING and st.kind != "stop":
+                        continue  # triggered: the new working kind reacts to the prints after the trigger
+            break
         if st.phase == _WORKING and st.deadline <= t_end:
             self._finish_deadline(st)
 
@@ -579,8 +586,8 @@ class PaperBroker:
         of each of the last ``depth_window`` whole seconds and of this quote's."""
         own = quote.ask_size if side is Side.BUY else quote.bid_size
         sec = quote.ts // SECOND_NS
-        lo = int(np.searchsorted(sym.s_sec, sec - max(1, route.depth_window_ns // SECOND_NS), "left"))
-        hi = int(np.searchsorted(sym.s_sec, sec, "left"))
+        lo = int(sym.s_sec.searchsorted(sec - max(1, route.depth_window_ns // SECOND_NS), "left"))
+        hi = int(sym.s_sec.searchsorted(sec, "left"))
         if hi <= lo:
             return own
         sizes = (sym.s_ask if side is Side.BUY else sym.s_bid)[lo:hi].tolist()
@@ -751,7 +758,7 @@ class PaperBroker:
         while st.phase == _WORKING and st.vwap_end <= upto:
             quote = None
             if batch is not None:
-                i = int(np.searchsorted(batch.ts, st.vwap_end, "right")) - 1
+                i = int(batch.ts.searchsorted(st.vwap_end, "right")) - 1
                 quote = self._batch_quote(batch, i) if i >= 0 else None
             self._close_interval(st, sym, quote)
 
@@ -762,9 +769,9 @@ class PaperBroker:
         quote = quote or self._visible_quote(sym, end)
         # the interval's prints: from its start (after arrival) to before its end, read from the
         # rolling window (the same sums however the trades came in batches)
-        lo = max(int(np.searchsorted(sym.t_ts, end - route.interval_ns, "left")),
-                 int(np.searchsorted(sym.t_ts, st.active_from, "right")))
-        hi = int(np.searchsorted(sym.t_ts, end, "left"))
+        lo = max(int(sym.t_ts.searchsorted(end - route.interval_ns, "left")),
+                 int(sym.t_ts.searchsorted(st.active_from, "right")))
+        hi = int(sym.t_ts.searchsorted(end, "left"))
         volume = float(sym.t_size[lo:hi].sum()) if hi > lo else 0.0
         if volume > 0 and quote is not None:
             if st.kind == "impact":
@@ -792,14 +799,14 @@ class PaperBroker:
         return route.window_ns if route.model is FillModel.SQRT_IMPACT else 10 * route.interval_ns
 
     def _window_volume(self, sym: _SymbolState, now: int, window: int) -> float:
-        lo = int(np.searchsorted(sym.t_ts, now - window, "right"))
-        hi = int(np.searchsorted(sym.t_ts, now, "right"))
+        lo = int(sym.t_ts.searchsorted(now - window, "right"))
+        hi = int(sym.t_ts.searchsorted(now, "right"))
         return float(sym.t_size[lo:hi].sum())
 
     def _impact_inputs(self, sym: _SymbolState, now: int, window: int) -> tuple[float, float]:
         """Realized variance of log mid and traded volume over ``(now - window, now]``."""
-        lo = int(np.searchsorted(sym.q_ts, now - window, "right"))
-        hi = int(np.searchsorted(sym.q_ts, now, "right"))
+        lo = int(sym.q_ts.searchsorted(now - window, "right"))
+        hi = int(sym.q_ts.searchsorted(now, "right"))
         logmid = sym.q_logmid[lo:hi]
         realized_var = float(np.square(np.diff(logmid)).sum()) if len(logmid) > 1 else 0.0
         return realized_var, self._window_volume(sym, now, window)
@@ -841,14 +848,14 @@ class PaperBroker:
 
     def _roll_quotes(self, sym: _SymbolState, batch: QuoteBatch) -> None:
         cut = self._history_cut(sym, int(batch.ts[0]))
-        keep = int(np.searchsorted(sym.q_ts, cut, "right"))
+        keep = int(sym.q_ts.searchsorted(cut, "right"))
         mids = np.log((batch.bid + batch.ask) / 2.0)
         sym.q_ts = np.concatenate((sym.q_ts[keep:], batch.ts))
         sym.q_logmid = np.concatenate((sym.q_logmid[keep:], mids))
 
     def _roll_trades(self, sym: _SymbolState, batch: TradeBatch) -> None:
         cut = self._history_cut(sym, int(batch.ts[0]))
-        keep = int(np.searchsorted(sym.t_ts, cut, "right"))
+        keep = int(sym.t_ts.searchsorted(cut, "right"))
         sym.t_ts = np.concatenate((sym.t_ts[keep:], batch.ts))
         sym.t_price = np.concatenate((sym.t_price[keep:], batch.price))
         sym.t_size = np.concatenate((sym.t_size[keep:], batch.size))
@@ -876,7 +883,7 @@ class PaperBroker:
         old = len(sym.s_sec)
         if old and sym.s_sec[-1] >= new_sec[0]:
             old -= 1  # the same second, seen further now
-        keep = int(np.searchsorted(sym.s_sec[:old], int(new_sec[-1]) - self._size_window_s, "left"))
+        keep = int(sym.s_sec[:old].searchsorted(int(new_sec[-1]) - self._size_window_s, "left"))
         sym.s_sec = np.concatenate((sym.s_sec[keep:old], new_sec))
         sym.s_bid = np.concatenate((sym.s_bid[keep:old], new_bid))
         sym.s_ask = np.concatenate((sym.s_ask[keep:old], new_ask))
@@ -917,9 +924,10 @@ class PaperBroker:
         st.status = status
         if reason:
             st.reason = reason
-        leaves = 0.0 if status in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
-                                   OrderStatus.EXPIRED) else st.leaves
-        self._emit(ts, OrderEvent(ts, st.order.client_order_id, status, reason, detail, st.filled, leaves))
+        leaves = 0.0 if status in TERMINAL_ORDER_STATUSES else st.order.quantity - st.filled
+        self._events.append((ts, self._emitted,
+                             OrderEvent(ts, st.order.client_order_id, status, reason, detail, st.filled, leaves)))
+        self._emitted += 1
 
     def _reject(self, st: _OrderState, ts: int, reason: RejectReason, detail: str) -> None:
         self._emit(ts, Incident(ts, reason, st.order.symbol, st.order.route_id, st.order.client_order_id, detail))
@@ -952,7 +960,7 @@ class PaperBroker:
     def _done(self, st: _OrderState) -> None:
         st.phase = _DONE
         sym = self._symbols.get(st.order.symbol)
-        if sym is not None and st in sym.orders:
+        if sym is not None and st in sym.orders:  # by identity (eq=False)
             sym.orders.remove(st)
 
     # --- helpers ---------------------------------------------------------------------------------------
@@ -971,7 +979,11 @@ class PaperBroker:
     def _keep_tail(self, sym: _SymbolState, batch: QuoteBatch) -> None:
         """Keep the quotes needed to answer "which quote was in force at t" for t one
         participation interval back (the end of an interval closed by later data)."""
-        if sym.tail is None or self._tail_ns == 0:
+        if self._tail_ns == 0:  # only the last quote is ever asked for
+            n = len(batch)
+            sym.tail = batch.slice(n - 1, n)
+            return
+        if sym.tail is None:
             merged = batch
         else:
             t = sym.tail
@@ -980,7 +992,7 @@ class PaperBroker:
                                 np.concatenate((t.ask_size, batch.ask_size)))
         n = len(merged)
         # the quote in force at (last - interval) and everything after it
-        first = int(np.searchsorted(merged.ts, int(merged.ts[-1]) - self._tail_ns, "right")) - 1
+        first = int(merged.ts.searchsorted(int(merged.ts[-1]) - self._tail_ns, "right")) - 1
         first = min(max(first, 0), n - 1)
         sym.tail = merged.slice(first, n)
 
@@ -990,7 +1002,7 @@ class PaperBroker:
         tail = sym.tail
         if tail is None:
             return None
-        i = int(np.searchsorted(tail.ts, t, "right")) - 1
+        i = int(tail.ts.searchsorted(t, "right")) - 1
         if i < 0:
             return None
         return _QuoteView(int(tail.ts[i]), float(tail.bid[i]), float(tail.ask[i]),
@@ -1002,6 +1014,8 @@ class PaperBroker:
 
     def _drain(self) -> list[BrokerEvent]:
         events = self._events
+        if not events:
+            return []
         self._events = []
-        events.sort(key=lambda e: (e[0], e[1]))
+        events.sort()  # by time, then emission order (unique: the events are never compared)
         return [e[2] for e in events]

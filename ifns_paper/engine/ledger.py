@@ -159,9 +159,17 @@ class Ledger:
         return self.realized + self.unrealized - self.fees
 
     def check_invariant(self, *, rel_tol: float = 1e-9) -> None:
-        left = self.equity
-        right = self.starting_capital + self.realized + self.unrealized - self.fees
-        scale = max(1.0, abs(self.starting_capital), self.gross_exposure)
+        # one pass over the positions (run after every fill): the same sums as the properties
+        held = realized = unrealized = gross = 0.0
+        for p in self.positions.values():
+            value = p.market_value
+            held += value
+            gross += abs(value)
+            realized += p.realized
+            unrealized += p.unrealized
+        left = self.cash + held
+        right = self.starting_capital + realized + unrealized - self.fees
+        scale = max(1.0, abs(self.starting_capital), gross)
         if abs(left - right) > rel_tol * scale:
             raise LedgerInvariantError(
                 f"cash + positions = {left!r} but capital + realized + unrealized - fees = {right!r}"

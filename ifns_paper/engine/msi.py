@@ -202,7 +202,7 @@ class Blend:
         while start < n:
             lo = start
             if last_ts is not None:
-                lo = max(lo, int(np.searchsorted(frame.ts, last_ts + s.min_interval_ns, "left")))
+                lo = max(lo, int(frame.ts.searchsorted(last_ts + s.min_interval_ns, "left")))
             if lo >= n:
                 break
             moved = np.flatnonzero(np.abs(target[lo:] - current) >= threshold)

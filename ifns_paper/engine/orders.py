@@ -128,6 +128,9 @@ class Order:
 
     def problem(self) -> str | None:
         """Why this order is malformed, or None."""
+        if (self.order_type is OrderType.MARKET and self.limit_price is None and self.stop_price is None
+                and self.client_order_id and type(self.quantity) is float and 0.0 < self.quantity < math.inf):
+            return None  # the usual market order (the checks below, answered at once)
         if not self.client_order_id:
             return "client_order_id is empty"
         if not (isinstance(self.quantity, int | float) and math.isfinite(self.quantity) and self.quantity > 0):
@@ -167,8 +170,8 @@ class Fill:
 
     def values(self) -> tuple:
         """Field values in ``as_dict`` order (enums as their strings)."""
-        return (self.fill_id, self.client_order_id, self.symbol, self.side.value, self.ts, self.quantity,
-                self.price, self.arrival_mid, self.slippage_bps, self.fee, self.liquidity.value, self.route_id)
+        return (self.fill_id, self.client_order_id, self.symbol, self.side._value_, self.ts, self.quantity,
+                self.price, self.arrival_mid, self.slippage_bps, self.fee, self.liquidity._value_, self.route_id)
 
     def as_dict(self) -> dict:
         return {

@@ -146,7 +146,7 @@ class ReplayDriver:
                     self._deliver(batch if start == 0 else batch.slice(start, n))
                 self.run_actions(until=last, inclusive=True)
                 break
-            cut = int(np.searchsorted(ts, next_at, "right"))  # rows at or before the action
+            cut = int(ts.searchsorted(next_at, "right"))  # rows at or before the action
             if cut > start:
                 self._deliver(batch.slice(start, cut))
                 start = cut

@@ -227,7 +227,7 @@ class SessionEngine:
             self._next_sample = -(-int(ts[0]) // g) * g
         start, n = 0, len(batch)
         while start < n and int(ts[-1]) > self._next_sample:
-            cut = int(np.searchsorted(ts, self._next_sample, "right"))  # rows at or before the point
+            cut = int(ts.searchsorted(self._next_sample, "right"))  # rows at or before the point
             if cut > start:
                 self.driver.feed(batch.slice(start, cut))
                 start = cut

@@ -70,7 +70,9 @@ class RoundTripMatcher:
     def on_fill(self, symbol: str, sign: int, quantity: float, price: float, fee: float, ts: int
                 ) -> list[RoundTrip]:
         """Book one fill (``sign`` +1 buy, −1 sell); returns the round trips it closed."""
-        lots = self.open_lots.setdefault(symbol, deque())
+        lots = self.open_lots.get(symbol)
+        if lots is None:
+            lots = self.open_lots[symbol] = deque()
         fee_per_unit = fee / quantity if quantity > 0 else 0.0
         left = quantity
         out: list[RoundTrip] = []

@@ -194,6 +194,22 @@ def test_sell_stop_limit_triggers_on_the_bid_then_rests_at_its_limit():
     assert (fill.price, fill.liquidity) == (97.9, Liquidity.MAKER)
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one_batch_of_prints", "a_batch_per_print"])
+def test_a_stop_triggered_by_a_print_rests_as_a_limit_for_the_later_prints_of_the_same_batch(split):
+    # Sell stop-limit, stop 99.5, limit 99.65. The bid stays at 99.6 (> stop: quotes never trigger
+    # it). A print at 99.5 (<= stop) at 10 ms triggers it; the bid 99.6 < limit 99.65, so it rests.
+    # A print at 99.9 at 20 ms is through the limit: the whole order fills at 99.65 at 20 ms —
+    # whether the two prints come in one batch or in two (found by the batch-boundary property).
+    b = broker()
+    b.on_quotes(quotes((0, 99.6, 99.7, 100, 100)))
+    b.submit(order(side=Side.SELL, qty=10, kind=OrderType.STOP_LIMIT, stop=99.5, limit=99.65), 0)
+    prints = [(10, 99.5, 1.0, -1), (20, 99.9, 5.0, 0)]
+    batches = [trades(p) for p in prints] if split else [trades(*prints)]
+    events = [e for batch in batches for e in b.on_trades(batch)]
+    [fill] = fills(events)
+    assert (fill.quantity, fill.price, fill.ts, fill.liquidity) == (10.0, 99.65, 20 * MS, Liquidity.MAKER)
+
+
 # --- volume participation ------------------------------------------------------------------------
 
 
