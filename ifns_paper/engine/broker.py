@@ -82,6 +82,7 @@ import numpy as np
 from ifns_paper.engine.determinism import uniform
 from ifns_paper.engine.marketdata import QuoteBatch, TradeBatch
 from ifns_paper.engine.orders import (
+    TERMINAL_ORDER_STATUSES,
     BrokerEvent,
     CancelReason,
     ExpireReason,
@@ -94,7 +95,6 @@ from ifns_paper.engine.orders import (
     OrderType,
     OrderView,
     RejectReason,
-    TERMINAL_ORDER_STATUSES,
     Side,
     TimeInForce,
     check_order_transition,
