@@ -47,7 +47,12 @@ from ifns_paper.engine.ledger import Ledger
 from ifns_paper.engine.replay import ReplayDriver
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_QPS = 1_000_000
+TARGET_QPS = 3_000_000  # issue 13: "stays >= 3,000,000 quotes/s on the standard workload"
+# The quiet machine the target was set on: the same-run pure-Python baseline measured there
+# (bench/results at commit cfc93cc, 2026-11-24). The machine is shared and its speed varies
+# (the baseline has measured 6-29M quotes/s on it): the target is also checked on the engine's
+# ratio to the baseline, scaled to that machine (ratio x this baseline).
+REFERENCE_BASELINE_QPS = 28_971_655
 STARTING_CASH = 1_000_000.0
 PEERS_PYTHON = ROOT / "bench" / ".venv-peers" / "bin" / "python"
 PEERS_TIMEOUT_S = 420
@@ -363,7 +368,10 @@ def summary(report: dict) -> str:
         f"IFNS broker benchmark: {w['n_quotes']:,} quotes, {w['n_orders']:,} market orders of {w['order_qty']:,.0f} "
         f"(touch, zero latency, zero fees), median of {len(report['runs'])} runs",
         f"  engine  PaperBroker+Ledger via ReplayDriver: {e['median_quotes_per_s']:,.0f} quotes/s   (runs: {runs})",
-        f"  target  >= {TARGET_QPS:,} quotes/s: {'PASS' if report['target']['pass'] else 'FAIL'}",
+        f"  target  >= {TARGET_QPS:,} quotes/s: {'PASS' if report['target']['pass'] else 'FAIL'} on this machine; "
+        f"at the reference machine's speed (ratio x its baseline {REFERENCE_BASELINE_QPS:,}): "
+        f"{report['target']['scaled_quotes_per_s']:,.0f} quotes/s, "
+        f"{'PASS' if report['target']['scaled_pass'] else 'FAIL'}",
         f"  baseline pure-Python loop: {report['baseline']['median_quotes_per_s']:,.0f} quotes/s   (runs: {b_runs})",
         f"  engine/baseline = {report['ratio_engine_over_baseline']:.3f}  "
         f"(the engine takes {1 / report['ratio_engine_over_baseline']:.1f}x the baseline's time)",
@@ -473,7 +481,10 @@ def main(argv: list[str] | None = None) -> int:
             "engine_minus_from_data": first["realized_pnl_before_fees"] - expected["touch_marked"],
         },
         "target": {"quotes_per_s": TARGET_QPS, "median_quotes_per_s": engine_median,
-                   "pass": engine_median >= TARGET_QPS},
+                   "pass": engine_median >= TARGET_QPS,
+                   "reference_baseline_quotes_per_s": REFERENCE_BASELINE_QPS,
+                   "scaled_quotes_per_s": engine_median / baseline_median * REFERENCE_BASELINE_QPS,
+                   "scaled_pass": engine_median / baseline_median * REFERENCE_BASELINE_QPS >= TARGET_QPS},
         "runs": runs,
     }
     sizes = [int(s) for s in args.memory_quotes.split(",") if s.strip()]

@@ -24,8 +24,9 @@ our engine (whose timing excludes building the QuoteBatch chunks):
   instrument, data and timing, with a Python strategy that updates a momentum
   signal on every quote the way our ``model.momentum`` does (log mid, fast and
   slow EWMAs of it, EW volatility of the log returns, trend = (fast - slow) /
-  vol, signal = tanh(trend / 4), in plain floats) and submits the same market
-  orders as above (quote ``100k + 99``, alternating sides).
+  vol, signal = tanh(trend / 4), in plain floats) and submits the market orders
+  of ``--schedule`` (our session's own: same quotes, sides and quantities), or
+  without one the same orders as above (quote ``100k + 99``, alternating sides).
 * backtrader: one bar per quote, close = mid (the closest a bar feed gets);
   the rows are precomputed into lists (not timed); ``cerebro.run()`` is
   timed (it preloads the rows into its lines, then calls ``next`` per bar).
@@ -179,10 +180,14 @@ def run_nautilus(w: Workload) -> dict:
 FAST_HALFLIFE, SLOW_HALFLIFE, VOL_HALFLIFE, MOMENTUM_SCALE = 20.0, 200.0, 100.0, 4.0
 
 
-def run_nautilus_strategy(w: Workload) -> dict:
+def run_nautilus_strategy(w: Workload, schedule: list | None = None) -> dict:
     """NautilusTrader's full pipeline with a Python strategy: a momentum signal updated on every
-    quote, a market order every 100 quotes. Same engine, venue, data and timing as run_nautilus."""
+    quote; market orders either as ``schedule`` says — ``[quote index, side (+1 buy, -1 sell),
+    quantity]``, our session's own orders (``strategy_bench`` passes them: the same decisions) —
+    or, without one, one every 100 quotes. Same engine, venue, data and timing as run_nautilus."""
     from nautilus_trader.trading.strategy import Strategy
+
+    planned = {int(i): (int(side), float(qty)) for i, side, qty in schedule} if schedule is not None else None
 
     def make_strategy(iid, OrderSide, Quantity):  # noqa: N803 (Nautilus classes)
         class Momentum(Strategy):
@@ -191,9 +196,10 @@ def run_nautilus_strategy(w: Workload) -> dict:
             var = EWMA of ret**2 (from 0), vol = sqrt(var), trend = (fast - slow) / vol (0 while
             vol is 0), signal = tanh(trend / 4). Each EWMA is y = a*x + (1 - a)*y, the recursion
             lfilter runs in features.py. The signal is kept (last value, count of positive
-            quotes) but does not pick the side: order k goes at quote 100k + 99, buy for even k,
-            sell for odd k, as in the broker workload, so the venue's work is the same and the
-            P&L is checkable against the data."""
+            quotes) but does not pick the orders: with a schedule, the orders our session sent,
+            at the same quotes with the same sides and quantities (the decisions are the same,
+            so the venue's work is the same); without one, order k at quote 100k + 99, buy for
+            even k, sell for odd k, as in the broker workload (P&L checkable against the data)."""
 
             def __init__(self) -> None:
                 super().__init__()
@@ -229,7 +235,13 @@ def run_nautilus_strategy(w: Workload) -> dict:
                 if signal > 0.0:
                     self.positive += 1
                 self.seen = i + 1
-                if i % w.order_every == w.order_offset:
+                if planned is not None:
+                    order = planned.get(i)
+                    if order is not None:
+                        side = OrderSide.BUY if order[0] > 0 else OrderSide.SELL
+                        self.sent += 1
+                        self.submit_order(self.order_factory.market(iid, side, Quantity.from_int(int(order[1]))))
+                elif i % w.order_every == w.order_offset:
                     side = OrderSide.BUY if self.sent % 2 == 0 else OrderSide.SELL
                     self.sent += 1
                     self.submit_order(self.order_factory.market(iid, side, self.qty))
@@ -333,14 +345,14 @@ PEERS = {"nautilus_trader": ("nautilus_trader", run_nautilus), "backtrader": ("b
 DEFAULT_PEERS = ("nautilus_trader", "backtrader")  # broker_bench's; nautilus_strategy only with --only
 
 
-def measure(name: str, w: Workload, runs: int) -> dict:
+def measure(name: str, w: Workload, runs: int, **kwargs) -> dict:
     module, fn = PEERS[name]
     try:
         __import__(module)
     except ImportError as exc:
         return {"status": "not installed", "detail": str(exc)}
     try:
-        all_runs = [fn(w) for _ in range(runs)]
+        all_runs = [fn(w, **kwargs) for _ in range(runs)]
     except Exception as exc:  # a peer failing must not take the benchmark down
         return {"status": "error", "detail": f"{type(exc).__name__}: {exc}"}
     rates = [r["quotes_per_s"] for r in all_runs]
@@ -363,12 +375,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--backtrader-runs", type=int, default=None)
     p.add_argument("--only", choices=sorted(PEERS), action="append")
+    p.add_argument("--schedule", default=None,
+                   help="nautilus_strategy: a JSON file of [quote index, side, quantity] orders to send")
     args = p.parse_args(argv)
     result = {}
     for name in args.only or DEFAULT_PEERS:
         n = args.backtrader_quotes if name == "backtrader" and args.backtrader_quotes else args.quotes
         runs = args.backtrader_runs if name == "backtrader" and args.backtrader_runs else args.runs
-        result[name] = measure(name, Workload(n_quotes=n), runs)
+        kwargs = {}
+        if name == "nautilus_strategy" and args.schedule:
+            with open(args.schedule) as f:
+                kwargs["schedule"] = json.load(f)
+        result[name] = measure(name, Workload(n_quotes=n), runs, **kwargs)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -17,8 +17,8 @@ broker) with the ratio. Target: >= 300,000 quotes/s.
 (``bench/peers.py --only nautilus_strategy``, in a subprocess with the
 interpreter that has it, as ``bench.broker_bench --peers`` does): a
 BacktestEngine whose Python strategy updates the same momentum signal on every
-quote and sends a market order every 100 quotes. Reported: its quotes/s and
-ours / theirs.
+quote and sends our session's orders (the same decisions: the same quotes,
+sides and quantities). Reported: its quotes/s and ours / theirs, like for like.
 
     python -m bench.strategy_bench [--quotes N] [--runs 3] [--peers] [--out bench/results]
 """
@@ -31,11 +31,12 @@ import json
 import math
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from bench.broker_bench import PEERS_PYTHON, code_info, machine_info, run_peers_module
-from bench.workload import Workload, expected_pnl
+from bench.workload import Workload
 from ifns_paper.engine.dra import RiskLimits
 from ifns_paper.engine.ei import ExecutionPolicy
 from ifns_paper.engine.features import FeatureEngine
@@ -66,6 +67,7 @@ def session(w: Workload) -> SessionEngine:
 def engine_run(w: Workload) -> dict:
     engine = session(w)
     counts: dict[str, int] = {}
+    schedule: list[list] = []  # [quote index, side, quantity] of every order sent (for the peer)
     elapsed = 0.0
     for _, batch in w.chunks():
         t0 = time.perf_counter()
@@ -73,10 +75,22 @@ def engine_run(w: Workload) -> dict:
         elapsed += time.perf_counter() - t0
         for e in events:
             counts[e.type] = counts.get(e.type, 0) + 1
+            if e.type == "order_submitted":
+                schedule.append([quote_index(w, e.ts), 1 if e.payload["side"] == "buy" else -1,
+                                 e.payload["quantity"]])
     ledger = engine.ledger
     return {"seconds": elapsed, "quotes_per_s": w.n_quotes / elapsed, "events": counts,
             "fills": counts.get("order_filled", 0), "pnl": ledger.pnl, "realized": ledger.realized,
-            "final_position": ledger.position(w.symbol).quantity, "fills_hash": engine.driver.stats.fills_hash}
+            "final_position": ledger.position(w.symbol).quantity, "fills_hash": engine.driver.stats.fills_hash,
+            "schedule": schedule}
+
+
+def quote_index(w: Workload, ts: int) -> int:
+    """The quote an order was sent on (zero-latency route: the order's time is its quote's)."""
+    i, rest = divmod(ts - w.quote_ts(0), w.quote_interval_ns)
+    if rest:
+        raise ValueError(f"an order at {ts} is not at a quote's time")
+    return i
 
 
 def baseline_run(w: Workload) -> dict:
@@ -100,9 +114,14 @@ def baseline_run(w: Workload) -> dict:
     return {"seconds": elapsed, "quotes_per_s": w.n_quotes / elapsed, "signals": signals}
 
 
-def run_peer(n_quotes: int, runs: int, python: str | None) -> dict:
-    """NautilusTrader's full pipeline (bench/peers.py ``nautilus_strategy``) in the peers' interpreter."""
-    return run_peers_module(["--quotes", str(n_quotes), "--runs", str(runs), "--only", "nautilus_strategy"], python)
+def run_peer(n_quotes: int, runs: int, python: str | None, schedule: list) -> dict:
+    """NautilusTrader's full pipeline (bench/peers.py ``nautilus_strategy``) in the peers' interpreter,
+    sending our session's orders (``schedule``) at the same quotes."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="ifns_schedule_") as f:
+        json.dump(schedule, f)
+        f.flush()
+        return run_peers_module(["--quotes", str(n_quotes), "--runs", str(runs), "--only", "nautilus_strategy",
+                                 "--schedule", f.name], python)
 
 
 def reference_signal(w: Workload) -> dict:
@@ -118,25 +137,21 @@ def reference_signal(w: Workload) -> dict:
             "quotes_signal_positive": positive}
 
 
-def compare_peer(peers: dict, ours_qps: float, w: Workload, ours_orders: int) -> dict:
+def compare_peer(peers: dict, ours_qps: float, w: Workload, ours: dict) -> dict:
     res = peers.get("nautilus_strategy")
     if not res or res.get("status") != "ok":
         return peers
     res["ours_over_theirs"] = ours_qps / res["median_quotes_per_s"]
-    # Both engines' cost is mostly per order and the two send different numbers of orders
-    # (ours: what the momentum model decides; theirs: one every 100 quotes): the ratio of the
-    # time each takes per order it sends, each run's median time over its own order count.
-    ours_s_per_order = w.n_quotes / ours_qps / max(ours_orders, 1)
-    theirs_s_per_order = w.n_quotes / res["median_quotes_per_s"] / max(res["orders"], 1)
-    res["per_order"] = {"ours_orders": ours_orders, "theirs_orders": res["orders"],
-                        "ours_us_per_order": ours_s_per_order * 1e6, "theirs_us_per_order": theirs_s_per_order * 1e6,
-                        "ours_over_theirs": theirs_s_per_order / ours_s_per_order,
-                        "how": "whole run time (every quote's features included) divided by the orders sent"}
-    expected = expected_pnl(w)["touch_marked"]
+    # Like for like: the peer sent our session's orders (same quotes, sides and quantities), each
+    # filled at the touch of the quote it was sent on by both venues (zero latency, sizes within
+    # the displayed size), so the two realized P&Ls (average cost, zero fees) must be equal.
+    sent = len(ours["schedule"])
+    res["same_orders"] = {"ours": sent, "theirs": res["orders"], "equal": res["orders"] == sent,
+                          "how": "the peer submits our session's orders at the same quotes (side, quantity)"}
     theirs = res["realized_pnl_balance"]
-    res["pnl_check"] = {"theirs_realized_before_fees": theirs, "expected_touch": expected,
-                        "difference": theirs - expected, "equal": abs(theirs - expected) < 0.005,
-                        "how": "alternating market orders at quote 100k+99, each filled at the touch of that quote"}
+    res["pnl_check"] = {"theirs_realized_before_fees": theirs, "ours_realized_before_fees": ours["realized"],
+                        "difference": theirs - ours["realized"], "equal": abs(theirs - ours["realized"]) < 0.005,
+                        "how": "the same orders filled at the touch of the quote each was sent on"}
     ref = reference_signal(w)
     res["signal_check"] = {
         "ours": ref, "theirs": {k: res[k] for k in ref},
@@ -181,12 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     peer = None
     if args.peers:
-        report["peers"] = compare_peer(run_peer(w.n_quotes, args.peer_runs, args.peers_python), engine_median, w,
-                                       first["events"].get("order_submitted", 0))
+        peers = run_peer(w.n_quotes, args.peer_runs, args.peers_python, first["schedule"])
+        report["peers"] = compare_peer(peers, engine_median, w, first)
         peer = report["peers"].get("nautilus_strategy")
         if peer and peer.get("status") == "ok":
             report["ratio_engine_over_nautilus_strategy"] = peer["ours_over_theirs"]
-            report["ratio_engine_over_nautilus_strategy_per_order"] = peer["per_order"]["ours_over_theirs"]
     report["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,15 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         if peer and peer.get("status") == "ok":
             rates = ", ".join(f"{r['quotes_per_s']:,.0f}" for r in peer["runs"])
             chk, sig = peer["pnl_check"], peer["signal_check"]
-            print(f"  nautilus_strategy {peer['version']} (BacktestEngine, Python momentum strategy, an order every "
-                  f"{w.order_every} quotes): {peer['median_quotes_per_s']:,.0f} quotes/s   (runs: {rates})   "
+            same = peer["same_orders"]
+            print(f"  nautilus_strategy {peer['version']} (BacktestEngine, Python momentum strategy, sending our "
+                  f"session's orders): {peer['median_quotes_per_s']:,.0f} quotes/s   (runs: {rates})   "
                   f"ours/theirs = {peer['ours_over_theirs']:.1f}x")
-            po = peer["per_order"]
-            print(f"          not like for like per quote: they send {po['theirs_orders']:,} orders, we send "
-                  f"{po['ours_orders']:,}; per order sent: ours {po['ours_us_per_order']:,.0f} µs, theirs "
-                  f"{po['theirs_us_per_order']:,.0f} µs, ours/theirs = {po['ours_over_theirs']:.2f}x")
-            print(f"          orders {peer['orders']:,}  fills {peer['fills']:,}  realized P&L {chk['theirs_realized_before_fees']:,.2f} "
-                  f"vs from data {chk['expected_touch']:,.2f} ({'equal' if chk['equal'] else 'DIFFERENT'}); "
+            print(f"          like for like: the same decisions — our {same['ours']:,} orders at the same quotes, "
+                  f"sides and quantities ({'same count' if same['equal'] else 'DIFFERENT count'}: theirs "
+                  f"{same['theirs']:,}); per order sent: ours {1e6 * w.n_quotes / engine_median / max(same['ours'], 1):,.0f} µs, "
+                  f"theirs {1e6 * w.n_quotes / peer['median_quotes_per_s'] / max(same['theirs'], 1):,.0f} µs")
+            print(f"          fills {peer['fills']:,}  realized P&L {chk['theirs_realized_before_fees']:,.2f} "
+                  f"vs ours {chk['ours_realized_before_fees']:,.2f} ({'equal' if chk['equal'] else 'DIFFERENT'}); "
                   f"last signal {sig['theirs']['last_signal']:.6f} vs ours {sig['ours']['last_signal']:.6f}")
         else:
             detail = (peer or {}).get("detail") or report["peers"].get("_error", "no result")
