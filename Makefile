@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# make test: pytest-xdist workers (the tests that start real processes run one at a time on one)
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint check-config bench clean
 
 run: $(STAMP)  ## set up everything and start web, worker, beat (and Redis if needed)
 	$(PY) -m ifns_paper.devserver
 
-test: $(STAMP)  ## set up the same environment and run the whole suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP)  ## set up the same environment and run the whole suite (TEST_WORKERS=1: one process)
+	$(PY) -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup,) $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, and the architecture contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .

@@ -27,6 +27,22 @@ def pytest_configure(config) -> None:
     _local_redis = ensure(url, workdir=ROOT / "data" / "redis")
 
 
+# Tests that start real processes (web server, Celery workers, feeds, browsers) on Redis
+# databases 11-15 and ports of their own: under pytest-xdist (``make test``) they run one after
+# the other on one worker (``--dist loadgroup``), the other tests spread over every worker.
+PROCESS_TEST_DIRS = ("tests/system/", "tests/browser/")
+PROCESS_TEST_FILES = ("tests/api/test_client_recipe.py", "tests/sessions/test_promotions.py",
+                      "tests/sessions/test_registry_file.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if (path.startswith(PROCESS_TEST_DIRS) or path in PROCESS_TEST_FILES or item.get_closest_marker("slow")
+                or "served_app" in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 def pytest_unconfigure(config) -> None:
     if _local_redis is not None:
         _local_redis.stop()
