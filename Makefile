@@ -5,14 +5,20 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # make test: pytest-xdist workers (the tests that start real processes run one at a time on one)
 TEST_WORKERS ?= 2
+PROPERTY_TESTS := tests/engine/test_broker_properties.py tests/engine/test_features.py \
+	tests/feeds/test_synthetic.py tests/marketdata/test_importers.py tests/metrics/test_compare.py \
+	tests/metrics/test_metrics.py
 
-.PHONY: run test lint check-config bench clean
+.PHONY: run test fuzz lint check-config bench clean
 
 run: $(STAMP)  ## set up everything and start web, worker, beat (and Redis if needed)
 	$(PY) -m ifns_paper.devserver
 
 test: $(STAMP)  ## set up the same environment and run the whole suite (TEST_WORKERS=1: one process)
 	$(PY) -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup,) $(PYTEST_ARGS)
+
+fuzz: $(STAMP)  ## the property tests (hypothesis) with 20x their examples, fresh ones each run
+	IFNS_FUZZ_FACTOR=20 $(PY) -m pytest -q -n $(TEST_WORKERS) $(PROPERTY_TESTS)
 
 lint: $(STAMP)  ## ruff, and the architecture contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .

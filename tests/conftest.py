@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from hypothesis import settings as hypothesis_settings
 
 from ifns_paper.localredis import ensure
 
@@ -18,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config"
 
 _local_redis = None
+
+# Property tests draw new examples on every run (``make test``); CI (``HYPOTHESIS_PROFILE=ci``,
+# set by .ci/run) runs a fixed set, so that a landing is reproducible. ``make fuzz`` draws many more.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_configure(config) -> None:

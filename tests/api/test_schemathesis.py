@@ -15,6 +15,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sessions_app.services.tokens import token_create
 from tests.conftest import role_user
+from tests.fuzz import examples
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 
@@ -43,7 +44,7 @@ def operator_key(loaded, django_user_model, monkeypatch, _keep_the_test_connecti
 
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_within_its_schema(case, operator_key):
     # Every check but "schema-valid data is accepted": a lane name, a kill-switch scope or a
     # time given as text is checked against the database or parsed, which no schema says —

@@ -22,6 +22,7 @@ from ifns_paper.engine.orders import (
 )
 from ifns_paper.engine.replay import ReplayDriver, ScheduledCancel, ScheduledOrder, interleave
 from ifns_paper.engine.routes import FillModel, RouteSpec
+from tests.fuzz import examples
 
 MS = 1_000_000
 ROUTES = {
@@ -102,7 +103,7 @@ def run(quotes, trades, orders, cancels, chunk, seed=11):
     return broker, ledger, events, driver
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_broker_invariants(scenario):
     quotes, trades, orders, cancels, chunk = scenario
@@ -165,7 +166,7 @@ def test_broker_invariants(scenario):
     ledger.check_invariant()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.integers(1, 7))
 def test_fills_do_not_depend_on_batch_boundaries_and_repeat_exactly(scenario, other_chunk):
     quotes, trades, orders, cancels, chunk = scenario

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ifns_paper.engine.features import CALM, TRENDING, VOLATILE, FeatureEngine, FeatureSpec, alpha
 from ifns_paper.engine.marketdata import QuoteBatch
+from tests.fuzz import examples
 
 
 def batch(mids, spread=0.0002, t0=0):
@@ -48,7 +49,7 @@ def test_a_steady_trend_is_labelled_trending_and_a_burst_volatile():
     assert engine.update(batch(quiet, t0=3300)).regime[-1] == CALM
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.floats(-0.003, 0.003), min_size=2, max_size=300), st.lists(st.integers(1, 50), min_size=1))
 def test_features_do_not_depend_on_batch_boundaries(steps, cuts):
     mids = 100 * np.exp(np.cumsum(steps))
@@ -79,7 +80,7 @@ def test_state_survives_a_checkpoint():
     np.testing.assert_array_equal(got.zscore, expected.zscore)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(a=st.floats(1e-5, 0.99), seed_value=st.floats(-1e3, 1e3),
        xs=st.lists(st.floats(-1e6, 1e6, allow_subnormal=False), min_size=1, max_size=16))
 def test_the_scalar_ewma_path_gives_the_same_bits_as_lfilter(a, seed_value, xs):

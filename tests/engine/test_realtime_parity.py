@@ -28,6 +28,7 @@ from ifns_paper.feeds.instruments import spec_for
 from ifns_paper.feeds.synthetic import SyntheticMarket
 from ifns_paper.session_setup import setup_from_bundle
 from tests.conftest import SHIPPED_CONFIG
+from tests.fuzz import examples
 
 START_NS = 1_764_000_000_000_000_000
 SECONDS = 150
@@ -150,7 +151,7 @@ def assert_same(expected, actual) -> None:
 @pytest.mark.parametrize("policy_id", POLICIES)
 @pytest.mark.parametrize("session_id", SESSIONS)
 # No shrinking: an example takes seconds; the failing cuts, clocks and restores are printed as drawn.
-@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+@settings(max_examples=examples(3), deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(1, 400), min_size=1, max_size=12),
        clocks=st.lists(st.booleans(), min_size=1, max_size=5),

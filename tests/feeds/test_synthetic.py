@@ -20,6 +20,7 @@ from ifns_paper.feeds.synthetic import (
     SyntheticMarket,
     volume_curve,
 )
+from tests.fuzz import examples
 
 S = NS_PER_SECOND
 T0 = 1_610_064_000 * S  # 2021-01-08 00:00:00 UTC (a day boundary)
@@ -104,7 +105,7 @@ cut_offsets = st.lists(
     max_size=25)
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=examples(40), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(cut_offsets)
 def test_split_points_do_not_change_the_data(offsets):

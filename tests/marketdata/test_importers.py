@@ -30,6 +30,7 @@ from ifns_paper.marketdata import (
     read_quotes,
     read_trades,
 )
+from tests.fuzz import examples
 
 MARKET = Path(__file__).resolve().parents[2] / "data" / "market"
 BTC_QUOTES = MARKET / "btcusdt_quotes_2021-01-08.csv"
@@ -637,7 +638,7 @@ def category(reason: str) -> str:
     return next(cat for prefix, cat in prefixes.items() if reason.startswith(prefix))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=quote_files())
 def test_quarantine_keeps_exactly_what_a_row_by_row_reference_keeps(tmp_path, text):
     # given a random quote file with random corruptions
@@ -659,7 +660,7 @@ def test_quarantine_keeps_exactly_what_a_row_by_row_reference_keeps(tmp_path, te
         assert read_quotes(path).rows_kept == result.rows_read
 
 
-@settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(75), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=quote_files(), chunk_rows=st.integers(1, 7))
 def test_chunks_in_quarantine_mode_keep_what_the_reference_keeps(tmp_path, text, chunk_rows):
     # given a random corrupted quote file / when iterated in small chunks

@@ -22,6 +22,7 @@ from ifns_paper.metrics.compare import (
     tracking_error,
 )
 from ifns_paper.metrics.conventions import Conventions
+from tests.fuzz import examples
 
 MINUTE_247 = Conventions(grid_s=60, calendar="24/7")  # 525,600 periods a year
 S = 1_000_000_000
@@ -50,7 +51,7 @@ def _plain_dtw(a, b, window=None):
     return math.sqrt(c[n, m])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.floats(-1, 1), min_size=1, max_size=25), st.lists(st.floats(-1, 1), min_size=1, max_size=25),
        st.one_of(st.none(), st.integers(0, 8)))
 def test_dtw_agrees_with_dtaidistance_and_the_plain_recurrence(a, b, window):

@@ -37,6 +37,7 @@ from ifns_paper.metrics.performance import (
 )
 from ifns_paper.metrics.risk import order_rate_per_minute, utilisation
 from ifns_paper.metrics.trading import trade_stats
+from tests.fuzz import examples
 
 S = 1_000_000_000
 DAILY_247 = Conventions(grid_s=86_400, calendar="24/7")  # 365 periods a year
@@ -148,7 +149,7 @@ returns_strategy = st.lists(st.floats(-0.05, 0.05, allow_nan=False).filter(lambd
                             min_size=3, max_size=300)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(returns_strategy, st.sampled_from([("24/7", 60.0), ("24/5", 60.0), ("24/7", 86_400.0)]),
        st.sampled_from([0.0, 0.03]))
 def test_ratios_agree_with_empyrical_on_random_returns(returns, grid, rf_annual):

@@ -25,7 +25,7 @@ PATH_TO = {
     SessionStatus.ABORTED: [SessionAction.ABORT],
     SessionStatus.FAULTED: [SessionAction.START, SessionAction.FAULT],
 }
-LEGAL = [(src, action) for action, (sources, _) in TRANSITIONS.items() for src in sources]
+LEGAL = [(src, action) for action, (sources, _) in TRANSITIONS.items() for src in sorted(sources)]
 ILLEGAL = [(src, action) for src in SessionStatus for action in SessionAction if (src, action) not in LEGAL]
 
 
