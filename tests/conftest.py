@@ -41,6 +41,7 @@ PROCESS_TEST_FILES = ("tests/api/test_client_recipe.py", "tests/sessions/test_pr
                       "tests/sessions/test_registry_file.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         path = item.nodeid.split("::", 1)[0]
