@@ -38,6 +38,14 @@ steps = {c.session.session_id: c.steps for c in __import__("sessions_app.models"
 print(json.dumps({"status": s.status, "last_fault": s.last_fault, "incidents": incidents, "faults": faults,
                   "steps": steps}))
 """
+TRADED = """
+import json
+from sessions_app.models import SessionCheckpoint
+from broker_app.models import PaperFill
+print(json.dumps({sid: {"steps": SessionCheckpoint.objects.filter(session__session_id=sid)
+                        .values_list("steps", flat=True).first() or 0,
+                        "fills": PaperFill.objects.filter(session__session_id=sid).count()} for sid in %(sids)r}))
+"""
 
 
 def poisoned_config(tmp_path):
@@ -80,7 +88,16 @@ def test_a_poisoned_session_leaves_its_shard_and_the_healthy_ones_trade_on(tmp_p
                 assert steps.poll() is None, log.read_text()[-3000:]
                 time.sleep(1)
             faulted_at = state["steps"]
-            time.sleep(15)  # the healthy sessions go on; the poisoned one must not be tried again
+            # the healthy sessions go on (at least 15 s, until each has stepped 6 more times and
+            # filled an order: on a busy machine the feed is slower); the poisoned one must not
+            # be tried again meanwhile
+            time.sleep(15)
+            deadline = time.monotonic() + 90
+            while not all(t["steps"] > faulted_at.get(sid, 0) + 5 and t["fills"] > 0
+                          for sid, t in shell_json(env, TRADED % {"sids": list(HEALTHY)}).items()):
+                assert time.monotonic() < deadline, "the healthy sessions did not go on trading"
+                assert steps.poll() is None, log.read_text()[-3000:]
+                time.sleep(2)
         finally:
             stop(market, steps)
         state = shell_json(env, STATE % POISON)
