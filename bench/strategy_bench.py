@@ -149,9 +149,13 @@ def compare_peer(peers: dict, ours_qps: float, w: Workload, ours: dict) -> dict:
     res["same_orders"] = {"ours": sent, "theirs": res["orders"], "equal": res["orders"] == sent,
                           "how": "the peer submits our session's orders at the same quotes (side, quantity)"}
     theirs = res["realized_pnl_balance"]
+    # Nautilus books each realized P&L in whole cents (USD Money): up to half a cent per fill apart
+    tolerance = 0.005 * max(1, res["fills"])
     res["pnl_check"] = {"theirs_realized_before_fees": theirs, "ours_realized_before_fees": ours["realized"],
-                        "difference": theirs - ours["realized"], "equal": abs(theirs - ours["realized"]) < 0.005,
-                        "how": "the same orders filled at the touch of the quote each was sent on"}
+                        "difference": theirs - ours["realized"], "tolerance": tolerance,
+                        "equal": abs(theirs - ours["realized"]) <= tolerance,
+                        "how": ("the same orders filled at the touch of the quote each was sent on; Nautilus rounds "
+                                "each realized P&L to the cent, so the two may differ by half a cent per fill")}
     ref = reference_signal(w)
     res["signal_check"] = {
         "ours": ref, "theirs": {k: res[k] for k in ref},
@@ -230,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{same['theirs']:,}); per order sent: ours {1e6 * w.n_quotes / engine_median / max(same['ours'], 1):,.0f} µs, "
                   f"theirs {1e6 * w.n_quotes / peer['median_quotes_per_s'] / max(same['theirs'], 1):,.0f} µs")
             print(f"          fills {peer['fills']:,}  realized P&L {chk['theirs_realized_before_fees']:,.2f} "
-                  f"vs ours {chk['ours_realized_before_fees']:,.2f} ({'equal' if chk['equal'] else 'DIFFERENT'}); "
+                  f"vs ours {chk['ours_realized_before_fees']:,.2f} ({'equal' if chk['equal'] else 'DIFFERENT'} within "
+                  f"{chk['tolerance']:.2f}: Nautilus books each realized P&L in cents); "
                   f"last signal {sig['theirs']['last_signal']:.6f} vs ours {sig['ours']['last_signal']:.6f}")
         else:
             detail = (peer or {}).get("detail") or report["peers"].get("_error", "no result")
