@@ -74,14 +74,20 @@ def main() -> int:
             env=env, cwd=ROOT,
         )
 
+        asked_to_stop = []
+
         def forward(signum, _frame):
             # honcho stops every process on SIGINT or SIGTERM.
+            asked_to_stop.append(signum)
             if honcho.poll() is None:
                 honcho.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        return honcho.wait()
+        code = honcho.wait()
+        # stopped as asked (Ctrl-C): every process ends on the SIGTERM honcho sends, which is
+        # not a failure of `make run`; a process that died on its own keeps honcho's code
+        return 0 if asked_to_stop else code
     finally:
         if honcho is not None and honcho.poll() is None:
             honcho.terminate()

@@ -304,7 +304,7 @@ def test_make_run_serves_trades_soaks_and_stops_cleanly(tmp_path):
         assert clone["status"] == "scheduled" and clone["lane"] == "paper_gatecheck"
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        proc.wait(timeout=60)
+        assert proc.wait(timeout=60) == 0, "stopped as asked: make run does not report a failure"
         text = output()
         assert "open http://127.0.0.1:" in text
         for name in ("web.1", "worker.1", "beat.1", "feed.1", "steps0.1", "steps1.1"):
